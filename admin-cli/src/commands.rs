@@ -1,0 +1,472 @@
+//! The subcommands: argument types and their handlers.
+
+use crate::output::{cert_json, cert_text, print_json};
+use anyhow::Context;
+use ca_core::batch::EntryResult;
+use ca_core::domain::{CardKind, Usage};
+use ca_core::input::{parse_date, Format};
+use ca_core::issuance::{IssueInput, Outcome};
+use ca_core::x509::cert_pem;
+use ca_core::{authority, cards, certificates, hierarchy, issuance, registry, Ca};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum CaCommand {
+    /// List the CAs with their certificates and OCSP responder certificates.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RegistryCommand {
+    /// Import identities from a registry extract (CSV or JSON Lines); all or nothing.
+    Import {
+        file: PathBuf,
+        /// csv or jsonl (default: from the file extension).
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Show one identity.
+    Show {
+        key: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CardCommand {
+    /// Register one card.
+    Add {
+        #[arg(long)]
+        number: String,
+        #[arg(long)]
+        kind: CardKindArg,
+        /// Registry key of the holder.
+        #[arg(long)]
+        holder: String,
+        /// Issue date, YYYY-MM-DD.
+        #[arg(long)]
+        issued: String,
+        /// Expiry date, YYYY-MM-DD.
+        #[arg(long)]
+        expires: String,
+    },
+    /// Register cards from a CSV or JSON Lines file; all or nothing.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Show a card and its certificates.
+    Show {
+        number: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum CardKindArg {
+    Identity,
+    Residence,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum UsageArg {
+    Auth,
+    Sign,
+    MobileAuth,
+}
+
+impl From<UsageArg> for Usage {
+    fn from(u: UsageArg) -> Usage {
+        match u {
+            UsageArg::Auth => Usage::Auth,
+            UsageArg::Sign => Usage::Sign,
+            UsageArg::MobileAuth => Usage::MobileAuth,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct IssueArgs {
+    /// Card number.
+    #[arg(long)]
+    card: String,
+    #[arg(long)]
+    usage: UsageArg,
+    /// PKCS#10 request, PEM or DER.
+    #[arg(long)]
+    csr: PathBuf,
+    /// Print a JSON object instead of PEM.
+    #[arg(long)]
+    json: bool,
+    /// Write the output to this file instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct BatchArgs {
+    /// JSON Lines manifest: {"card", "usage", "csr" | "csr_file"} per line.
+    manifest: PathBuf,
+    /// Write the result lines to this file instead of stdout.
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Subcommand)]
+pub enum CertCommand {
+    /// Show one certificate.
+    Show {
+        serial: String,
+        #[arg(long, conflicts_with = "pem")]
+        json: bool,
+        #[arg(long)]
+        pem: bool,
+    },
+    /// List certificates (newest first).
+    List {
+        #[arg(long)]
+        card: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain and name the first damaged record.
+    Verify,
+    /// Show audit records.
+    List {
+        #[arg(long)]
+        tail: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn init(ca: &mut Ca) -> anyhow::Result<ExitCode> {
+    let created = hierarchy::init(ca)?;
+    println!(
+        "initialised the CA hierarchy ({} database):",
+        ca.db.backend()
+    );
+    for c in created {
+        println!(
+            "  {:<34} {:<15} serial {}  until {}",
+            c.name, c.profile, c.serial, c.not_after
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn ca(ca: &mut Ca, command: CaCommand) -> anyhow::Result<ExitCode> {
+    let CaCommand::List { json } = command;
+    let rows = authority::list(&mut ca.db)?;
+    if rows.is_empty() {
+        anyhow::bail!(ca_core::CaError::NotInitialised);
+    }
+    let mut out = Vec::new();
+    for a in rows {
+        let cert = certificates::find(&mut ca.db, &a.certificate_serial)?;
+        let responder = match authority::current_responder(&mut ca.db, &a.name)? {
+            Some(r) => {
+                let rc = certificates::find(&mut ca.db, &r.certificate_serial)?;
+                json!({"serial": rc.serial, "subject": rc.subject, "not_after": cert_json(&rc)["not_after"],
+                       "certificate_pem": cert_pem(&rc.der)})
+            }
+            None => serde_json::Value::Null,
+        };
+        let mut v = cert_json(&cert);
+        v["name"] = json!(a.name);
+        v["ocsp_responder"] = responder;
+        out.push(v);
+    }
+    if json {
+        print_json(&json!(out));
+    } else {
+        for v in &out {
+            println!(
+                "{:<20} {:<12} serial {}  until {}\n  {}\n  OCSP responder serial {}  until {}",
+                v["name"].as_str().unwrap_or(""),
+                v["profile"].as_str().unwrap_or(""),
+                v["serial"].as_str().unwrap_or(""),
+                v["not_after"].as_str().unwrap_or(""),
+                v["subject"].as_str().unwrap_or(""),
+                v["ocsp_responder"]["serial"].as_str().unwrap_or("-"),
+                v["ocsp_responder"]["not_after"].as_str().unwrap_or("-"),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn registry(ca: &mut Ca, command: RegistryCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        RegistryCommand::Import { file, format } => {
+            let format = Format::detect(&file, format.as_deref())?;
+            let s = registry::import(ca, &file, format)?;
+            println!(
+                "imported {} identities ({} created, {} updated, {} unchanged)",
+                s.total, s.created, s.updated, s.unchanged
+            );
+        }
+        RegistryCommand::Show { key, json } => {
+            let row = registry::find(&mut ca.db, &key)?;
+            let v = json!({
+                "registry_key": row.registry_key, "family_name": row.family_name, "given_names": row.given_names,
+                "birth_name": row.birth_name, "birth_datetime": row.birth_datetime.format("%Y-%m-%dT%H:%M").to_string(),
+                "birth_place": row.birth_place, "gender": row.gender, "authority": row.authority,
+                "status": row.status, "protected_adult": row.protected_adult, "email": row.email, "mobile": row.mobile,
+            });
+            if json {
+                print_json(&v);
+            } else if let Some(map) = v.as_object() {
+                for (k, val) in map {
+                    println!(
+                        "{k:<16} {}",
+                        val.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| val.to_string())
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn card(ca: &mut Ca, command: CardCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        CardCommand::Add {
+            number,
+            kind,
+            holder,
+            issued,
+            expires,
+        } => {
+            cards::check_card_number(&number).map_err(|m| anyhow::anyhow!("--number: {m}"))?;
+            let card = cards::NewCard {
+                card_number: number.clone(),
+                kind: match kind {
+                    CardKindArg::Identity => CardKind::Identity,
+                    CardKindArg::Residence => CardKind::Residence,
+                },
+                holder_key: holder,
+                issue_date: parse_date(&issued).map_err(|m| anyhow::anyhow!("--issued: {m}"))?,
+                expiry_date: parse_date(&expires).map_err(|m| anyhow::anyhow!("--expires: {m}"))?,
+            };
+            cards::register(ca, &[card], "pki-admin card add")?;
+            println!("registered card {number}");
+        }
+        CardCommand::Import { file, format } => {
+            let format = Format::detect(&file, format.as_deref())?;
+            let n = cards::import(ca, &file, format)?;
+            println!("registered {n} cards");
+        }
+        CardCommand::Show { number, json } => {
+            let card = cards::find(&mut ca.db, &number)?;
+            let certs = certificates::list(&mut ca.db, Some(&number), 1000)?;
+            let v = json!({
+                "card_number": card.card_number, "kind": card.kind, "holder_key": card.holder_key,
+                "issue_date": card.issue_date.to_string(), "expiry_date": card.expiry_date.to_string(),
+                "certificates": certs.iter().map(|c| json!({"serial": c.serial, "usage": c.usage, "status": c.status,
+                    "not_after": cert_json(c)["not_after"]})).collect::<Vec<_>>(),
+            });
+            if json {
+                print_json(&v);
+            } else {
+                println!(
+                    "card {} ({}) of {}, issued {}, expires {}",
+                    card.card_number, card.kind, card.holder_key, card.issue_date, card.expiry_date
+                );
+                for c in &certs {
+                    println!(
+                        "  {:<12} {:<10} serial {}  until {}",
+                        c.usage.as_deref().unwrap_or("-"),
+                        c.status,
+                        c.serial,
+                        c.not_after
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_output(out: Option<&PathBuf>, text: &str) -> anyhow::Result<()> {
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        }
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+pub fn issue(ca: &mut Ca, args: IssueArgs) -> anyhow::Result<ExitCode> {
+    let csr = std::fs::read(&args.csr)
+        .with_context(|| format!("cannot read CSR file {}", args.csr.display()))?;
+    let row = issuance::issue_one(
+        ca,
+        IssueInput {
+            line: 1,
+            card_number: args.card,
+            usage: args.usage.into(),
+            csr,
+        },
+    )?;
+    let issuers = issuance::Issuers::load(ca)?;
+    let chain = issuers.chain_der(ca, &row.issuer)?;
+    let text = if args.json {
+        let mut v = cert_json(&row);
+        v["chain_pem"] = json!(chain.iter().map(|d| cert_pem(d)).collect::<Vec<_>>());
+        format!("{}\n", serde_json::to_string_pretty(&v)?)
+    } else {
+        format!("{}{}", cert_pem(&row.der), cert_pem(&chain[0]))
+    };
+    write_output(args.out.as_ref(), &text)?;
+    eprintln!(
+        "issued {} certificate {} for card {}",
+        row.usage.as_deref().unwrap_or(""),
+        row.serial,
+        row.card_number.as_deref().unwrap_or("")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One result line of a batch.
+pub fn entry_json(r: &EntryResult) -> serde_json::Value {
+    let (outcome, row, error) = match &r.outcome {
+        Outcome::Issued(row) => ("issued", Some(row), None),
+        Outcome::AlreadyIssued(row) => ("already-issued", Some(row), None),
+        Outcome::Rejected(e) => ("rejected", None, Some(e.to_string())),
+    };
+    json!({
+        "line": r.line, "card": r.card, "usage": r.usage, "outcome": outcome,
+        "serial": row.map(|r| r.serial.clone()),
+        "certificate_pem": row.map(|r| cert_pem(&r.der)),
+        "error": error,
+    })
+}
+
+pub fn issue_batch(ca: &mut Ca, args: BatchArgs) -> anyhow::Result<ExitCode> {
+    let mut sink: Box<dyn Write> = match &args.results {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    if args.no_progress {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} entries  {per_sec}  eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+    }
+    let mut write_error = None;
+    let summary = ca_core::batch::run(ca, &args.manifest, |result, total| {
+        bar.set_length(total as u64);
+        bar.inc(1);
+        let line = entry_json(&result).to_string();
+        if let Err(e) = writeln!(sink, "{line}").and_then(|_| sink.flush()) {
+            write_error.get_or_insert(e);
+        }
+    })?;
+    bar.finish_and_clear();
+    if let Some(e) = write_error {
+        return Err(e).context("writing results");
+    }
+    eprintln!(
+        "batch {}: {} entries, {} issued, {} already issued, {} rejected",
+        &summary.batch_id[..16],
+        summary.entries,
+        summary.issued,
+        summary.already_issued,
+        summary.rejected
+    );
+    Ok(if summary.rejected > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn cert(ca: &mut Ca, command: CertCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        CertCommand::Show { serial, json, pem } => {
+            let row = certificates::find(&mut ca.db, &serial)?;
+            if json {
+                print_json(&cert_json(&row));
+            } else if pem {
+                print!("{}", cert_pem(&row.der));
+            } else {
+                print!("{}", cert_text(&row));
+            }
+        }
+        CertCommand::List { card, limit, json } => {
+            let rows = certificates::list(&mut ca.db, card.as_deref(), limit)?;
+            if json {
+                print_json(&json!(rows.iter().map(cert_json).collect::<Vec<_>>()));
+            } else {
+                for r in &rows {
+                    println!(
+                        "{}  {:<14} {:<11} {:<8} {:<14} {}",
+                        r.serial,
+                        r.kind,
+                        r.usage.as_deref().unwrap_or("-"),
+                        r.status,
+                        r.card_number.as_deref().unwrap_or("-"),
+                        r.subject
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn audit(ca: &mut Ca, command: AuditCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AuditCommand::Verify => {
+            let n = ca_core::audit::verify(&mut ca.db)?;
+            println!("audit chain intact: {n} records");
+        }
+        AuditCommand::List { tail, json } => {
+            let rows = ca_core::audit::list(&mut ca.db, tail)?;
+            if json {
+                print_json(&serde_json::to_value(&rows)?);
+            } else {
+                for r in rows {
+                    println!(
+                        "#{:<6} {} {:<10} {:<22} {} {}",
+                        r.seq, r.at, r.actor, r.action, r.subject, r.details
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

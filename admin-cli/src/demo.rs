@@ -1,0 +1,190 @@
+//! `pki-admin demo`: the README's first command. On the embedded default
+//! (SQLite under ./pki-data) it creates the demo CA if needed, imports a
+//! sample registry and cards, has "the bureau" generate card keys and CSRs,
+//! issues them as a batch, and shows the result with commands to try next.
+
+use crate::commands::entry_json;
+use anyhow::Context;
+use ca_core::batch;
+use ca_core::clock::Clock;
+use ca_core::config::Config;
+use ca_core::input::Format;
+use ca_core::x509::cert_pem;
+use ca_core::{authority, cards, certificates, hierarchy, registry, sample, Ca};
+use clap::Args;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Number of sample holders (each gets an auth and a sign certificate).
+    #[arg(long, default_value_t = 12)]
+    holders: usize,
+}
+
+/// The demo keeps its CA passphrase in a file of the data directory when
+/// none is configured: convenient for a try-out, never for production.
+fn ensure_passphrase(config: &mut Config) -> anyhow::Result<()> {
+    if config.passphrase().is_ok() {
+        return Ok(());
+    }
+    let path = config.data_dir.join("demo-passphrase");
+    if !path.exists() {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let mut bytes = [0u8; 18];
+        aws_lc_rs_fill(&mut bytes)?;
+        std::fs::write(&path, format!("{}\n", hex_encode(&bytes)))?;
+        eprintln!(
+            "demo: no CA passphrase configured; generated one in {} (demo only)",
+            path.display()
+        );
+    }
+    config.keys.passphrase_file = Some(path);
+    Ok(())
+}
+
+fn aws_lc_rs_fill(bytes: &mut [u8]) -> anyhow::Result<()> {
+    ca_core::x509::builder::new_serial()
+        .map(|s| {
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = s[i % s.len()] ^ (i as u8);
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn run(
+    mut config: Config,
+    clock: Arc<dyn Clock>,
+    actor: &str,
+    args: &DemoArgs,
+) -> anyhow::Result<ExitCode> {
+    ensure_passphrase(&mut config)?;
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)?;
+    let today = clock.now().date_naive();
+    let mut ca = Ca::open(config, clock, actor).context("opening the demo CA")?;
+    println!(
+        "== eID CA demo on {} ({})",
+        ca.db.backend(),
+        ca_core::storage::redact(&ca.config.database_url())
+    );
+
+    if authority::list(&mut ca.db)?.is_empty() {
+        let created = hierarchy::init(&mut ca)?;
+        println!("-- created the hierarchy:");
+        for c in &created {
+            println!("   {:<34} {}", c.name, c.subject);
+        }
+    } else {
+        println!("-- the hierarchy exists already");
+    }
+    let ca_dir = data_dir.join("ca");
+    std::fs::create_dir_all(&ca_dir)?;
+    for a in authority::list(&mut ca.db)? {
+        let cert = certificates::find(&mut ca.db, &a.certificate_serial)?;
+        std::fs::write(ca_dir.join(format!("{}.pem", a.name)), cert_pem(&cert.der))?;
+    }
+
+    let registry_file = data_dir.join("sample-registry.jsonl");
+    let cards_file = data_dir.join("sample-cards.jsonl");
+    let mut reg = String::new();
+    let mut crd = String::new();
+    for n in 0..args.holders {
+        reg.push_str(&format!("{}\n", sample::identity_json(n)));
+    }
+    std::fs::write(&registry_file, reg)?;
+    let s = registry::import(&mut ca, &registry_file, Format::JsonLines)?;
+    println!(
+        "-- registry {}: {} created, {} unchanged",
+        registry_file.display(),
+        s.created,
+        s.unchanged
+    );
+
+    let mut new_cards = Vec::new();
+    for n in 0..args.holders {
+        if cards::find(&mut ca.db, &sample::card_number(n)).is_err() {
+            crd.push_str(&format!("{}\n", sample::card_json(n, today)));
+            new_cards.push(n);
+        }
+    }
+    if !new_cards.is_empty() {
+        std::fs::write(&cards_file, &crd)?;
+        let n = cards::import(&mut ca, &cards_file, Format::JsonLines)?;
+        println!("-- registered {n} cards from {}", cards_file.display());
+    }
+
+    let manifest = data_dir.join(format!("bureau-batch-{}.jsonl", today));
+    let mut lines = String::new();
+    for n in 0..args.holders {
+        let card = sample::card_number(n);
+        let existing = certificates::list(&mut ca.db, Some(&card), 10)?;
+        for usage in ["auth", "sign"] {
+            if existing
+                .iter()
+                .any(|c| c.usage.as_deref() == Some(usage) && c.status == "active")
+            {
+                continue;
+            }
+            let csr = sample::p256_csr(&format!("{card} {usage}")).map_err(anyhow::Error::msg)?;
+            lines.push_str(&format!(
+                "{}\n",
+                serde_json::json!({"card": card, "usage": usage, "csr": csr})
+            ));
+        }
+    }
+    if lines.is_empty() {
+        println!("-- every sample card has its certificates already");
+    } else {
+        std::fs::write(&manifest, &lines)?;
+        let results = data_dir.join("bureau-batch-results.jsonl");
+        let mut out = std::fs::File::create(&results)?;
+        let summary = batch::run(&mut ca, &manifest, |r, _| {
+            let _ = writeln!(out, "{}", entry_json(&r));
+        })?;
+        println!(
+            "-- bureau batch {}: {} issued, {} rejected (results in {})",
+            manifest.display(),
+            summary.issued,
+            summary.rejected,
+            results.display()
+        );
+    }
+
+    println!("-- card certificates:");
+    let rows = certificates::list(&mut ca.db, None, 1000)?;
+    let mut first_serial = None;
+    for r in rows.iter().filter(|r| r.kind == "end-entity") {
+        first_serial.get_or_insert(r.serial.clone());
+        println!(
+            "   {:<12} {:<5} {}  until {}  {}",
+            r.card_number.as_deref().unwrap_or("-"),
+            r.usage.as_deref().unwrap_or("-"),
+            r.serial,
+            r.not_after.format("%Y-%m-%d"),
+            r.subject
+        );
+    }
+    let n = ca_core::audit::verify(&mut ca.db)?;
+    println!("-- audit chain intact: {n} records");
+    if let Some(serial) = first_serial {
+        println!("\nTry:");
+        println!("  cargo run -q -p admin-cli -- cert show {serial}");
+        println!(
+            "  cargo run -q -p admin-cli -- cert show {serial} --pem | openssl x509 -noout -text"
+        );
+        println!(
+            "  cargo run -q -p admin-cli -- cert show {serial} --pem > /tmp/leaf.pem && openssl verify -CAfile {} -untrusted {} /tmp/leaf.pem",
+            ca_dir.join("root.pem").display(),
+            ca_dir.join("identity-card-ca.pem").display()
+        );
+        println!("  cargo run -q -p admin-cli -- audit list --tail 5");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,118 @@
+//! `pki-admin`: the command line of the bureau's operators and the registry
+//! officers. It parses arguments, opens the CA context and prints results;
+//! every rule lives in `ca-core`.
+
+mod commands;
+mod demo;
+mod output;
+
+use anyhow::Context;
+use ca_core::config::Config;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "pki-admin",
+    version,
+    about = "Operate the national eID certificate authority"
+)]
+struct Cli {
+    /// Configuration file (default: ./pki.toml when present, else built-in defaults).
+    #[arg(long, global = true, env = "PKI_CONFIG")]
+    config: Option<PathBuf>,
+    /// Who is acting, as recorded in the audit log (default: $USER).
+    #[arg(long, global = true, env = "PKI_ACTOR")]
+    actor: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the hierarchy: root CA, issuing CAs and their OCSP responder certificates.
+    Init,
+    /// The certificate authorities.
+    Ca {
+        #[command(subcommand)]
+        command: commands::CaCommand,
+    },
+    /// Identities of the national registry.
+    Registry {
+        #[command(subcommand)]
+        command: commands::RegistryCommand,
+    },
+    /// Identity and residence cards.
+    Card {
+        #[command(subcommand)]
+        command: commands::CardCommand,
+    },
+    /// Issue one card certificate from a PKCS#10 request.
+    Issue(commands::IssueArgs),
+    /// Issue a bureau batch (JSON Lines manifest); resumable.
+    IssueBatch(commands::BatchArgs),
+    /// Certificates.
+    Cert {
+        #[command(subcommand)]
+        command: commands::CertCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: commands::AuditCommand,
+    },
+    /// Try the system: a demo CA, a sample registry, a batch of card certificates.
+    Demo(demo::DemoArgs),
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => {
+            let default = PathBuf::from("pki.toml");
+            if default.exists() {
+                Ok(Config::load(&default)?)
+            } else {
+                Ok(Config::default())
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = load_config(cli.config.as_ref())?;
+    let actor = cli
+        .actor
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "operator".into());
+    let clock = ca_core::clock::from_env().map_err(anyhow::Error::msg)?;
+    if let Command::Demo(args) = &cli.command {
+        return demo::run(config, clock, &actor, args);
+    }
+    let url = ca_core::storage::redact(&config.database_url());
+    let mut ca = ca_core::Ca::open(config, clock, &actor)
+        .with_context(|| format!("opening the CA at {url}"))?;
+    match cli.command {
+        Command::Init => commands::init(&mut ca),
+        Command::Ca { command } => commands::ca(&mut ca, command),
+        Command::Registry { command } => commands::registry(&mut ca, command),
+        Command::Card { command } => commands::card(&mut ca, command),
+        Command::Issue(args) => commands::issue(&mut ca, args),
+        Command::IssueBatch(args) => commands::issue_batch(&mut ca, args),
+        Command::Cert { command } => commands::cert(&mut ca, command),
+        Command::Audit { command } => commands::audit(&mut ca, command),
+        Command::Demo(_) => unreachable!("handled above"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! How certificates and authorities are shown: JSON objects for scripts,
+//! PEM for tools, short text for people.
+
+use ca_core::storage::models::CertificateRow;
+use ca_core::x509::cert_pem;
+use serde_json::{json, Value};
+
+fn time(t: &chrono::NaiveDateTime) -> String {
+    t.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A certificate as a JSON object.
+pub fn cert_json(row: &CertificateRow) -> Value {
+    json!({
+        "serial": row.serial,
+        "issuer": row.issuer,
+        "usage": row.usage,
+        "profile": row.profile,
+        "kind": row.kind,
+        "card_number": row.card_number,
+        "holder_key": row.holder_key,
+        "subject": row.subject,
+        "status": row.status,
+        "not_before": time(&row.not_before),
+        "not_after": time(&row.not_after),
+        "issued_at": time(&row.issued_at),
+        "certificate_pem": cert_pem(&row.der),
+    })
+}
+
+/// A certificate as a few lines of text.
+pub fn cert_text(row: &CertificateRow) -> String {
+    format!(
+        "serial:     {}\nissuer:     {}\nprofile:    {}\nusage:      {}\ncard:       {}\nholder:     {}\nsubject:    {}\nstatus:     {}\nvalid:      {} .. {}\n",
+        row.serial,
+        row.issuer,
+        row.profile,
+        row.usage.as_deref().unwrap_or("-"),
+        row.card_number.as_deref().unwrap_or("-"),
+        row.holder_key.as_deref().unwrap_or("-"),
+        row.subject,
+        row.status,
+        time(&row.not_before),
+        time(&row.not_after),
+    )
+}
+
+pub fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}

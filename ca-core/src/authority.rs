@@ -1,0 +1,89 @@
+//! The CAs of the hierarchy as stored: their certificates, subjects, key
+//! identifiers and keys. Loading an authority opens its signer.
+
+use crate::ca::Ca;
+use crate::error::{CaError, Result};
+use crate::keys::{SignatureAlgorithm, Signer};
+use crate::policy::KeyAlgorithm;
+use crate::storage::models::{AuthorityRow, OcspResponderRow};
+use crate::storage::schema::{authorities, ocsp_responders};
+use crate::storage::{Db, StorageError};
+use crate::with_conn;
+use chrono::{DateTime, Utc};
+use der::Decode;
+use diesel::prelude::*;
+use std::sync::Arc;
+use x509_cert::name::Name;
+
+/// A CA ready to sign.
+pub struct Authority {
+    pub row: AuthorityRow,
+    pub subject: Name,
+    pub certificate_der: Vec<u8>,
+    pub signer: Arc<dyn Signer>,
+    pub not_after: DateTime<Utc>,
+}
+
+pub fn key_algorithm_name(alg: SignatureAlgorithm) -> &'static str {
+    alg.key_algorithm().name()
+}
+
+pub fn signature_algorithm_of(name: &str) -> Result<SignatureAlgorithm> {
+    let key = match name {
+        "ec-p256" => KeyAlgorithm::EcP256,
+        "ec-p384" => KeyAlgorithm::EcP384,
+        other => {
+            return Err(CaError::Field {
+                field: "key_algorithm".into(),
+                message: format!("{other:?} is not a CA key algorithm"),
+            })
+        }
+    };
+    Ok(SignatureAlgorithm::for_key(key).expect("EC keys have a signature algorithm"))
+}
+
+/// All authorities, the root first.
+pub fn list(db: &mut Db) -> Result<Vec<AuthorityRow>> {
+    let mut rows: Vec<AuthorityRow> =
+        with_conn!(db, c => authorities::table.select(AuthorityRow::as_select()).load(c))
+            .map_err(StorageError::from)?;
+    rows.sort_by_key(|r| (r.parent.is_some(), r.name.clone()));
+    Ok(rows)
+}
+
+pub fn find(db: &mut Db, name: &str) -> Result<AuthorityRow> {
+    with_conn!(db, c => authorities::table.find(name).select(AuthorityRow::as_select()).first(c).optional())
+        .map_err(StorageError::from)?
+        .ok_or(CaError::NotInitialised)
+}
+
+/// The current (latest) OCSP responder certificate of an authority.
+pub fn current_responder(db: &mut Db, authority: &str) -> Result<Option<OcspResponderRow>> {
+    Ok(with_conn!(db, c => ocsp_responders::table
+        .filter(ocsp_responders::authority.eq(authority))
+        .order(ocsp_responders::not_after.desc())
+        .select(OcspResponderRow::as_select())
+        .first(c)
+        .optional())
+    .map_err(StorageError::from)?)
+}
+
+/// Loads an authority and opens its key.
+pub fn load(ca: &mut Ca, name: &str) -> Result<Authority> {
+    let row = find(&mut ca.db, name)?;
+    let cert = crate::certificates::find(&mut ca.db, &row.certificate_serial)?;
+    let subject = Name::from_der(&row.subject_der).map_err(|e| CaError::Field {
+        field: "subject_der".into(),
+        message: e.to_string(),
+    })?;
+    let signer = ca
+        .keys
+        .open(&row.key_ref, signature_algorithm_of(&row.key_algorithm)?)?;
+    Ok(Authority {
+        not_after: row.not_after.and_utc(),
+        row,
+        subject,
+        certificate_der: cert.der,
+        signer,
+    })
+}

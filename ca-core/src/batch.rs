@@ -1,0 +1,293 @@
+//! Batch issuance for the card personalisation bureau. A manifest is JSON
+//! Lines (`card`, `usage`, and `csr` inline or `csr_file`); the batch is
+//! identified by the manifest's SHA-256, every issued line is recorded with
+//! its certificate in the same transaction as the certificate, so a batch
+//! killed at any point and run again finishes the rest and issues nothing
+//! twice.
+
+use crate::ca::Ca;
+use crate::domain::Usage;
+use crate::error::{CaError, Result};
+use crate::issuance::{self, ChunkOptions, IssueInput, Issuers, Outcome};
+use crate::storage::models::{BatchEntryRow, BatchRow, CertificateRow};
+use crate::storage::schema::{issuance_batch_entries, issuance_batches};
+use crate::storage::{db_time, StorageError};
+use crate::{certificates, with_conn};
+use diesel::prelude::*;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The result of one manifest line.
+#[derive(Debug)]
+pub struct EntryResult {
+    pub line: usize,
+    pub card: String,
+    pub usage: String,
+    pub outcome: Outcome,
+}
+
+/// Totals of a run.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct BatchSummary {
+    pub batch_id: String,
+    pub entries: usize,
+    pub issued: usize,
+    pub already_issued: usize,
+    pub rejected: usize,
+}
+
+struct Line {
+    line: usize,
+    card: String,
+    usage: String,
+    parsed: std::result::Result<IssueInput, CaError>,
+}
+
+fn parse_line(dir: &Path, file: &str, line: usize, raw: &str) -> Line {
+    let value: std::result::Result<serde_json::Value, _> = serde_json::from_str(raw);
+    let field = |v: &serde_json::Value, k: &str| {
+        v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string()
+    };
+    let (card, usage) = match &value {
+        Ok(v) => (field(v, "card"), field(v, "usage")),
+        Err(_) => (String::new(), String::new()),
+    };
+    let err = |f: &str, message: String| CaError::Input {
+        file: file.to_string(),
+        line,
+        field: f.to_string(),
+        message,
+    };
+    let parsed = (|| {
+        let v = value.map_err(|e| err("(line)", format!("not a JSON object: {e}")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| err("(line)", "not a JSON object".into()))?;
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !["card", "usage", "csr", "csr_file"].contains(&k.as_str()))
+        {
+            return Err(err(
+                k,
+                "unknown field (expected card, usage, csr or csr_file)".into(),
+            ));
+        }
+        if card.is_empty() {
+            return Err(err("card", "is required".into()));
+        }
+        let usage: Usage = usage.parse().map_err(|m| err("usage", m))?;
+        let csr = match (
+            obj.get("csr").and_then(|c| c.as_str()),
+            obj.get("csr_file").and_then(|c| c.as_str()),
+        ) {
+            (Some(pem), None) => pem.as_bytes().to_vec(),
+            (None, Some(path)) => {
+                let p = dir.join(path);
+                std::fs::read(&p)
+                    .map_err(|e| err("csr_file", format!("cannot read {}: {e}", p.display())))?
+            }
+            _ => {
+                return Err(err(
+                    "csr",
+                    "give exactly one of csr (PEM) or csr_file".into(),
+                ))
+            }
+        };
+        Ok(IssueInput {
+            line,
+            card_number: card.clone(),
+            usage,
+            csr,
+        })
+    })();
+    Line {
+        line,
+        card,
+        usage: usage.clone(),
+        parsed,
+    }
+}
+
+fn start_batch(ca: &mut Ca, id: &str, source: &str, entries: usize) -> Result<()> {
+    let existing: Option<BatchRow> = with_conn!(&mut ca.db, c => issuance_batches::table
+        .find(id)
+        .select(BatchRow::as_select())
+        .first(c)
+        .optional())
+    .map_err(StorageError::from)?;
+    if existing.is_some() {
+        return Ok(());
+    }
+    let now = ca.clock.now();
+    let actor = ca.actor.clone();
+    let row = BatchRow {
+        id: id.to_string(),
+        source: source.to_string(),
+        entries: entries as i64,
+        started_at: db_time(now),
+        finished_at: None,
+    };
+    ca.db.write(&actor, now, |tx| {
+        with_conn!(tx.db, c => diesel::insert_into(issuance_batches::table).values(&row).execute(c))
+            .map_err(StorageError::from)?;
+        tx.audit(
+            "batch.start",
+            id,
+            serde_json::json!({"source": source, "entries": entries}),
+        );
+        Ok::<_, CaError>(())
+    })
+}
+
+fn done_entries(ca: &mut Ca, id: &str) -> Result<HashMap<usize, String>> {
+    let rows: Vec<BatchEntryRow> = with_conn!(&mut ca.db, c => issuance_batch_entries::table
+        .filter(issuance_batch_entries::batch_id.eq(id))
+        .select(BatchEntryRow::as_select())
+        .load(c))
+    .map_err(StorageError::from)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.line_no as usize, r.certificate_serial))
+        .collect())
+}
+
+/// Runs (or resumes) a batch; `report` is called once per manifest line,
+/// in order, as soon as its chunk is committed.
+pub fn run(
+    ca: &mut Ca,
+    manifest: &Path,
+    mut report: impl FnMut(EntryResult, usize),
+) -> Result<BatchSummary> {
+    let file = manifest.display().to_string();
+    let bytes = std::fs::read(manifest).map_err(|source| CaError::ReadFile {
+        path: file.clone(),
+        source,
+    })?;
+    let text = String::from_utf8(bytes.clone()).map_err(|e| CaError::Input {
+        file: file.clone(),
+        line: 0,
+        field: "(file)".into(),
+        message: format!("not UTF-8 text: {e}"),
+    })?;
+    ca.keys.require_passphrase()?;
+    let dir = manifest.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let lines: Vec<Line> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, raw)| !raw.trim().is_empty())
+        .map(|(i, raw)| parse_line(&dir, &file, i + 1, raw))
+        .collect();
+    let batch_id = crate::x509::sha256_hex(&bytes);
+    let issuers = Issuers::load(ca)?;
+    start_batch(ca, &batch_id, &file, lines.len())?;
+    let done = done_entries(ca, &batch_id)?;
+    let total = lines.len();
+    let mut summary = BatchSummary {
+        batch_id: batch_id.clone(),
+        entries: total,
+        ..Default::default()
+    };
+    let count = |outcome: &Outcome, summary: &mut BatchSummary| match outcome {
+        Outcome::Issued(_) => summary.issued += 1,
+        Outcome::AlreadyIssued(_) => summary.already_issued += 1,
+        Outcome::Rejected(_) => summary.rejected += 1,
+    };
+    let chunk_size = ca.config.issuance.batch_chunk;
+    for chunk in lines.chunks(chunk_size) {
+        let done_serials: Vec<String> = chunk
+            .iter()
+            .filter_map(|l| done.get(&l.line).cloned())
+            .collect();
+        let mut done_rows: HashMap<String, CertificateRow> =
+            certificates::find_many(&mut ca.db, &done_serials)?;
+        let inputs: Vec<IssueInput> = chunk
+            .iter()
+            .filter(|l| !done.contains_key(&l.line))
+            .filter_map(|l| l.parsed.as_ref().ok().cloned())
+            .collect();
+        let options = ChunkOptions {
+            batch_id: Some(&batch_id),
+            same_key_is_done: true,
+        };
+        let mut fresh: HashMap<usize, Outcome> = if inputs.is_empty() {
+            HashMap::new()
+        } else {
+            match issuance::issue_chunk(ca, &issuers, &inputs, options) {
+                Ok(outcomes) => inputs.iter().map(|i| i.line).zip(outcomes).collect(),
+                Err(e) => {
+                    let message = e.to_string();
+                    inputs
+                        .iter()
+                        .map(|i| {
+                            (
+                                i.line,
+                                Outcome::Rejected(CaError::Field {
+                                    field: "batch".into(),
+                                    message: format!("chunk not stored: {message}"),
+                                }),
+                            )
+                        })
+                        .collect()
+                }
+            }
+        };
+        for l in chunk {
+            let outcome = if let Some(serial) = done.get(&l.line) {
+                match done_rows.remove(serial) {
+                    Some(row) => Outcome::AlreadyIssued(row),
+                    None => Outcome::Rejected(CaError::UnknownCertificate(serial.clone())),
+                }
+            } else if let Some(o) = fresh.remove(&l.line) {
+                o
+            } else {
+                Outcome::Rejected(match &l.parsed {
+                    Err(CaError::Input {
+                        file,
+                        line,
+                        field,
+                        message,
+                    }) => CaError::Input {
+                        file: file.clone(),
+                        line: *line,
+                        field: field.clone(),
+                        message: message.clone(),
+                    },
+                    Err(e) => CaError::Field {
+                        field: "(line)".into(),
+                        message: e.to_string(),
+                    },
+                    Ok(_) => CaError::Field {
+                        field: "batch".into(),
+                        message: "entry was not processed".into(),
+                    },
+                })
+            };
+            count(&outcome, &mut summary);
+            report(
+                EntryResult {
+                    line: l.line,
+                    card: l.card.clone(),
+                    usage: l.usage.clone(),
+                    outcome,
+                },
+                total,
+            );
+        }
+    }
+    let now = ca.clock.now();
+    let actor = ca.actor.clone();
+    let finished = summary.clone();
+    ca.db.write(&actor, now, |tx| {
+        with_conn!(tx.db, c => diesel::update(issuance_batches::table.find(&batch_id))
+            .set(issuance_batches::finished_at.eq(Some(db_time(now))))
+            .execute(c))
+        .map_err(StorageError::from)?;
+        tx.audit(
+            "batch.finish",
+            &batch_id,
+            serde_json::to_value(&finished).unwrap_or_default(),
+        );
+        Ok::<_, CaError>(())
+    })?;
+    Ok(summary)
+}

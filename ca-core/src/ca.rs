@@ -1,0 +1,51 @@
+//! The CA context: configuration, the loaded policy, the clock, the key
+//! store and the database, opened together once per command or service.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::Result;
+use crate::keys::KeyStore;
+use crate::policy::{Policy, EMBEDDED_PROFILES};
+use crate::storage::Db;
+use std::sync::Arc;
+
+pub struct Ca {
+    pub config: Config,
+    pub policy: Policy,
+    pub clock: Arc<dyn Clock>,
+    pub keys: KeyStore,
+    pub db: Db,
+    /// Who is acting, as recorded in the audit log.
+    pub actor: String,
+}
+
+impl Ca {
+    /// Loads the policy and opens (and migrates) the database.
+    pub fn open(config: Config, clock: Arc<dyn Clock>, actor: &str) -> Result<Self> {
+        let policy = load_policy(&config)?;
+        let db = Db::connect(&config.database_url())?;
+        let keys = KeyStore::new(&config);
+        Ok(Self {
+            config,
+            policy,
+            clock,
+            keys,
+            db,
+            actor: actor.to_string(),
+        })
+    }
+}
+
+/// The profiles in force: the configured file, or the embedded ones.
+pub fn load_policy(config: &Config) -> Result<Policy> {
+    let text = match &config.profiles_file {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|source| crate::error::CaError::ReadFile {
+                path: path.display().to_string(),
+                source,
+            })?
+        }
+        None => EMBEDDED_PROFILES.to_string(),
+    };
+    Ok(Policy::from_toml(&text, &config.policy_oid_arc)?)
+}

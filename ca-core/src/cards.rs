@@ -1,0 +1,200 @@
+//! Cards: identity cards of nationals and residence cards of residents,
+//! registered one by one or in bulk. A card's kind must match its holder's
+//! registration authority; card numbers are unique.
+
+use crate::ca::Ca;
+use crate::domain::CardKind;
+use crate::error::{CaError, Result};
+use crate::input::{self, FieldReader, Format};
+use crate::registry;
+use crate::storage::models::{CardRow, IdentityRow};
+use crate::storage::schema::cards;
+use crate::storage::{Db, StorageError};
+use crate::with_conn;
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+pub const FIELDS: &[&str] = &[
+    "card_number",
+    "kind",
+    "holder_key",
+    "issue_date",
+    "expiry_date",
+];
+
+/// A card as an operator declares it.
+#[derive(Debug, Clone)]
+pub struct NewCard {
+    pub card_number: String,
+    pub kind: CardKind,
+    pub holder_key: String,
+    pub issue_date: NaiveDate,
+    pub expiry_date: NaiveDate,
+}
+
+/// Checks a card number's form: 4 to 32 characters, A-Z, 0-9 and '-'.
+pub fn check_card_number(n: &str) -> std::result::Result<(), String> {
+    let ok = (4..=32).contains(&n.len())
+        && n.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{n:?} is not a card number (4 to 32 characters: A-Z, 0-9, -)"
+        ))
+    }
+}
+
+fn check_card(card: &NewCard, holder: &IdentityRow) -> Result<()> {
+    let authority = holder.authority.parse().map_err(|m| CaError::Field {
+        field: "authority".into(),
+        message: m,
+    })?;
+    if card.kind.authority() != authority {
+        return Err(CaError::CardKindMismatch {
+            kind: card.kind,
+            holder: holder.registry_key.clone(),
+            authority,
+            expected: card.kind.authority(),
+        });
+    }
+    if card.expiry_date <= card.issue_date {
+        return Err(CaError::Field {
+            field: "expiry_date".into(),
+            message: format!(
+                "{} is not after the issue date {}",
+                card.expiry_date, card.issue_date
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn parse_card(r: &FieldReader<'_>) -> Result<NewCard> {
+    r.only(FIELDS)?;
+    let card_number = r.required("card_number")?;
+    check_card_number(&card_number).map_err(|m| r.error("card_number", m))?;
+    Ok(NewCard {
+        card_number,
+        kind: r.parsed("kind")?,
+        holder_key: r.required("holder_key")?,
+        issue_date: r.date("issue_date")?,
+        expiry_date: r.date("expiry_date")?,
+    })
+}
+
+/// Registers cards; all of them or none.
+pub fn register(ca: &mut Ca, new_cards: &[NewCard], source: &str) -> Result<usize> {
+    let now = ca.clock.now();
+    ca.db.write(&ca.actor, now, |tx| {
+        let holders: HashSet<String> = new_cards.iter().map(|c| c.holder_key.clone()).collect();
+        let holders = registry::find_many(tx.db, &holders)?;
+        let numbers: Vec<String> = new_cards.iter().map(|c| c.card_number.clone()).collect();
+        let existing = existing_numbers(tx.db, &numbers)?;
+        let mut seen = HashSet::new();
+        let mut rows = Vec::with_capacity(new_cards.len());
+        for card in new_cards {
+            if existing.contains(&card.card_number) || !seen.insert(card.card_number.clone()) {
+                return Err(CaError::DuplicateCard(card.card_number.clone()));
+            }
+            let holder = holders
+                .get(&card.holder_key)
+                .ok_or_else(|| CaError::UnknownIdentity(card.holder_key.clone()))?;
+            check_card(card, holder)?;
+            rows.push(CardRow {
+                card_number: card.card_number.clone(),
+                kind: card.kind.as_str().to_string(),
+                holder_key: card.holder_key.clone(),
+                issue_date: card.issue_date,
+                expiry_date: card.expiry_date,
+                registered_at: tx.at(),
+            });
+            tx.audit(
+                "card.register",
+                &card.card_number,
+                serde_json::json!({"kind": card.kind, "holder": card.holder_key,
+                                   "issue_date": card.issue_date, "expiry_date": card.expiry_date, "source": source}),
+            );
+        }
+        for chunk in rows.chunks(500) {
+            with_conn!(tx.db, c => diesel::insert_into(cards::table).values(chunk).execute(c)).map_err(StorageError::from)?;
+        }
+        Ok(rows.len())
+    })
+}
+
+/// Registers the cards of a CSV or JSONL file. Errors name the line.
+pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<usize> {
+    let file = path.display().to_string();
+    let records = input::read_records(path, format)?;
+    let mut parsed = Vec::with_capacity(records.len());
+    for record in &records {
+        let reader = FieldReader {
+            file: &file,
+            record,
+        };
+        parsed.push((record.line, parse_card(&reader)?));
+    }
+    let cards: Vec<NewCard> = parsed.iter().map(|(_, c)| c.clone()).collect();
+    register(ca, &cards, &file).map_err(|e| {
+        // Name the line of the card the error is about.
+        let number = match &e {
+            CaError::DuplicateCard(n) => Some(n.clone()),
+            _ => None,
+        };
+        let line = number.and_then(|n| {
+            parsed
+                .iter()
+                .rev()
+                .find(|(_, c)| c.card_number == n)
+                .map(|(l, _)| *l)
+        });
+        match line {
+            Some(line) => CaError::Input {
+                file: file.clone(),
+                line,
+                field: "card_number".into(),
+                message: e.to_string(),
+            },
+            None => e,
+        }
+    })
+}
+
+fn existing_numbers(db: &mut Db, numbers: &[String]) -> Result<HashSet<String>> {
+    let mut out = HashSet::new();
+    for chunk in numbers.chunks(500) {
+        let found: Vec<String> = with_conn!(db, c => cards::table
+            .filter(cards::card_number.eq_any(chunk))
+            .select(cards::card_number)
+            .load(c))
+        .map_err(StorageError::from)?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// One card.
+pub fn find(db: &mut Db, number: &str) -> Result<CardRow> {
+    with_conn!(db, c => cards::table.find(number).select(CardRow::as_select()).first(c).optional())
+        .map_err(StorageError::from)?
+        .ok_or_else(|| CaError::UnknownCard(number.to_string()))
+}
+
+/// Cards by number, for bulk checks.
+pub fn find_many(db: &mut Db, numbers: &HashSet<String>) -> Result<HashMap<String, CardRow>> {
+    let numbers: Vec<String> = numbers.iter().cloned().collect();
+    let mut out = HashMap::new();
+    for chunk in numbers.chunks(500) {
+        let rows: Vec<CardRow> = with_conn!(db, c => cards::table
+            .filter(cards::card_number.eq_any(chunk))
+            .select(CardRow::as_select())
+            .load(c))
+        .map_err(StorageError::from)?;
+        out.extend(rows.into_iter().map(|r| (r.card_number.clone(), r)));
+    }
+    Ok(out)
+}

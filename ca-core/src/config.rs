@@ -1,0 +1,260 @@
+//! `pki.toml`: where the data lives, which database, the URLs written into
+//! certificates, the country and the policy OID arc. Every field has a safe
+//! default so that a new user needs no file at all. Secrets never live here:
+//! the CA key passphrase comes from an environment variable or a file path.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error(
+        "no CA key passphrase: set the environment variable {env} or keys.passphrase_file in the config"
+    )]
+    MissingPassphrase { env: String },
+    #[error("cannot read passphrase file {path}: {source}")]
+    PassphraseFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The whole configuration, as read from `pki.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory for the SQLite database, CA keys and published files.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` (default: `<data_dir>/pki.sqlite`) or `postgres://...`.
+    pub database_url: Option<String>,
+    /// ISO 3166 country code written in subjects and semantics identifiers.
+    pub country: String,
+    /// Organisation name written in CA subjects.
+    pub organization: String,
+    /// The OID arc under which this PKI's policies live.
+    pub policy_oid_arc: String,
+    /// A profiles file replacing the embedded `policies/profiles.toml`.
+    pub profiles_file: Option<PathBuf>,
+    pub urls: Urls,
+    pub keys: Keys,
+    pub issuance: Issuance,
+}
+
+/// Base URLs written into certificates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Urls {
+    /// The OCSP responder (AIA id-ad-ocsp).
+    pub ocsp: String,
+    /// Base of CRL distribution points: `<crl_base>/<ca-name>.crl`.
+    pub crl_base: String,
+    /// Base of CA certificates (AIA id-ad-caIssuers): `<base>/<ca-name>.cer`.
+    pub ca_issuers_base: String,
+    /// The certification practice statement (policy qualifier).
+    pub cps: String,
+    /// The PKI disclosure statement (QcPDS), English.
+    pub pds: String,
+}
+
+/// Where CA keys live and how they are unlocked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Keys {
+    /// `software` (encrypted PKCS#8 under `<data_dir>/keys`).
+    pub backend: String,
+    /// Environment variable holding the passphrase.
+    pub passphrase_env: String,
+    /// Or a file whose first line is the passphrase.
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// Batch issuance tuning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Issuance {
+    /// Entries signed and committed per database transaction.
+    pub batch_chunk: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("pki-data"),
+            database_url: None,
+            country: "MC".into(),
+            organization: "Example National eID Authority".into(),
+            policy_oid_arc: "1.3.6.1.4.1.32473".into(),
+            profiles_file: None,
+            urls: Urls::default(),
+            keys: Keys::default(),
+            issuance: Issuance::default(),
+        }
+    }
+}
+
+impl Default for Urls {
+    fn default() -> Self {
+        Self {
+            ocsp: "http://pki.example.com/eid/ocsp".into(),
+            crl_base: "http://pki.example.com/eid/crl".into(),
+            ca_issuers_base: "http://pki.example.com/eid/ca".into(),
+            cps: "https://pki.example.com/eid/cps".into(),
+            pds: "https://pki.example.com/eid/pds-en.pdf".into(),
+        }
+    }
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self {
+            backend: "software".into(),
+            passphrase_env: "PKI_CA_PASSPHRASE".into(),
+            passphrase_file: None,
+        }
+    }
+}
+
+impl Default for Issuance {
+    fn default() -> Self {
+        Self { batch_chunk: 512 }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file; relative paths in it are taken
+    /// relative to the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.data_dir = base.join(&config.data_dir);
+        if let Some(p) = &config.profiles_file {
+            config.profiles_file = Some(base.join(p));
+        }
+        if let Some(p) = &config.keys.passphrase_file {
+            config.keys.passphrase_file = Some(base.join(p));
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.country.len() != 2 || !self.country.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(ConfigError::Invalid(format!(
+                "country {:?} must be an ISO 3166 alpha-2 code such as MC",
+                self.country
+            )));
+        }
+        const_oid::ObjectIdentifier::new(&self.policy_oid_arc).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "policy_oid_arc {:?} is not an OID: {e}",
+                self.policy_oid_arc
+            ))
+        })?;
+        if self.keys.backend != "software" {
+            return Err(ConfigError::Invalid(format!(
+                "keys.backend {:?} is not supported (supported: software)",
+                self.keys.backend
+            )));
+        }
+        if self.issuance.batch_chunk == 0 || self.issuance.batch_chunk > 5000 {
+            return Err(ConfigError::Invalid(
+                "issuance.batch_chunk must be between 1 and 5000".into(),
+            ));
+        }
+        for (name, url) in [
+            ("urls.ocsp", &self.urls.ocsp),
+            ("urls.crl_base", &self.urls.crl_base),
+            ("urls.ca_issuers_base", &self.urls.ca_issuers_base),
+            ("urls.cps", &self.urls.cps),
+            ("urls.pds", &self.urls.pds),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || !url.is_ascii() {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} {url:?} must be an ASCII http:// or https:// URL"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.is_empty() => url.clone(),
+            _ => format!("sqlite://{}", self.data_dir.join("pki.sqlite").display()),
+        }
+    }
+
+    /// Directory of the encrypted software keys.
+    pub fn key_dir(&self) -> PathBuf {
+        self.data_dir.join("keys")
+    }
+
+    /// The CA key passphrase, from the environment or the passphrase file.
+    pub fn passphrase(&self) -> Result<String, ConfigError> {
+        if let Ok(p) = std::env::var(&self.keys.passphrase_env) {
+            if !p.is_empty() {
+                return Ok(p);
+            }
+        }
+        if let Some(path) = &self.keys.passphrase_file {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::PassphraseFile {
+                    path: path.clone(),
+                    source,
+                })?;
+            let line = text.lines().next().unwrap_or("").to_string();
+            if !line.is_empty() {
+                return Ok(line);
+            }
+        }
+        Err(ConfigError::MissingPassphrase {
+            env: self.keys.passphrase_env.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_point_at_sqlite() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert!(c.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pki.toml");
+        std::fs::write(&path, "colour = 'blue'\n").unwrap();
+        assert!(matches!(
+            Config::load(&path),
+            Err(ConfigError::Parse { .. })
+        ));
+        std::fs::write(&path, "country = 'Monaco'\n").unwrap();
+        assert!(matches!(Config::load(&path), Err(ConfigError::Invalid(_))));
+        std::fs::write(&path, "data_dir = 'd'\n").unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.data_dir, dir.path().join("d"));
+    }
+}

@@ -1,0 +1,101 @@
+//! The errors a CA operation reports. Each says what was wrong in terms an
+//! operator can act on; none leaves a partial change behind (every
+//! operation runs in one transaction).
+
+use crate::domain::{CardKind, IdentityStatus, RegistrationAuthority, Usage};
+use chrono::{NaiveDate, NaiveDateTime};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("certificate encoding failed: {0}")]
+    Build(#[from] crate::x509::builder::BuildError),
+    #[error("invalid CSR: {0}")]
+    Csr(#[from] crate::x509::csr::CsrError),
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: line {line}, field {field}: {message}")]
+    Input {
+        file: String,
+        line: usize,
+        field: String,
+        message: String,
+    },
+    #[error("{field}: {message}")]
+    Field { field: String, message: String },
+    #[error(
+        "the CA hierarchy is already initialised (authorities: {0}); refusing to create another"
+    )]
+    AlreadyInitialised(String),
+    #[error("the CA hierarchy is not initialised: run `pki-admin init` first")]
+    NotInitialised,
+    #[error("unknown identity {0:?} in the registry")]
+    UnknownIdentity(String),
+    #[error("unknown card {0:?}")]
+    UnknownCard(String),
+    #[error("unknown certificate serial {0:?}")]
+    UnknownCertificate(String),
+    #[error("card {0:?} is already registered")]
+    DuplicateCard(String),
+    #[error("a {kind} card cannot belong to {holder}, registered by the {authority} ({kind} cards are registered by the {expected})")]
+    CardKindMismatch {
+        kind: CardKind,
+        holder: String,
+        authority: RegistrationAuthority,
+        expected: RegistrationAuthority,
+    },
+    #[error(
+        "holder {holder} is {status} in the registry; only active identities receive certificates"
+    )]
+    HolderNotActive {
+        holder: String,
+        status: IdentityStatus,
+    },
+    #[error("card {card} is not valid today ({today}): valid from {from} until {until}")]
+    CardNotValid {
+        card: String,
+        today: NaiveDate,
+        from: NaiveDate,
+        until: NaiveDate,
+    },
+    #[error("card {card}: its certificates may only live until {limit} (3 years from the card's issue date), which has passed")]
+    CardLifetimeOver { card: String, limit: NaiveDateTime },
+    #[error(
+        "card {card} already has a live {usage} certificate (serial {serial}); revoke it first"
+    )]
+    AlreadyHasLiveCertificate {
+        card: String,
+        usage: Usage,
+        serial: String,
+    },
+    #[error("the {usage} profile does not accept {key} keys (accepted: {accepted})")]
+    KeyNotAllowed {
+        usage: Usage,
+        key: &'static str,
+        accepted: String,
+    },
+    #[error("issuing CA {ca} expires on {ca_not_after}, before the certificate would ({not_after}); the CA must be renewed first")]
+    IssuerExpiresFirst {
+        ca: String,
+        ca_not_after: NaiveDateTime,
+        not_after: NaiveDateTime,
+    },
+    #[error("pre-issuance lint refused the certificate: {}", .0.join("; "))]
+    Lint(Vec<String>),
+    #[error("the manifest line is a duplicate of line {0} (same card and usage)")]
+    DuplicateInBatch(usize),
+}
+
+pub type Result<T, E = CaError> = std::result::Result<T, E>;

@@ -1,0 +1,305 @@
+//! `init`: creates the hierarchy the policy defines — the root, the issuing
+//! CAs and one delegated OCSP responder certificate per CA — in one audited
+//! transaction. It refuses when any authority exists; keys are written to
+//! new files with random names, so a failed attempt never blocks a retry and
+//! no key is ever overwritten.
+
+use crate::authority::{self, key_algorithm_name};
+use crate::ca::Ca;
+use crate::domain::CertStatus;
+use crate::error::{CaError, Result};
+use crate::keys::{SignatureAlgorithm, Signer};
+use crate::mint::{mint, Issuer, MintRequest};
+use crate::policy::{AuthorityDef, Profile, ValidityRule};
+use crate::storage::models::{AuthorityRow, CertificateRow, OcspResponderRow};
+use crate::storage::schema::{authorities, ocsp_responders};
+use crate::storage::{db_time, StorageError};
+use crate::with_conn;
+use crate::x509::{ext, name};
+use chrono::{DateTime, SubsecRound, Utc};
+use der::{Decode, Encode};
+use diesel::prelude::*;
+use spki::SubjectPublicKeyInfoOwned;
+use std::sync::Arc;
+use x509_cert::name::Name;
+
+/// What `init` created.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Created {
+    pub name: String,
+    pub profile: String,
+    pub serial: String,
+    pub subject: String,
+    pub not_after: String,
+}
+
+struct NewCa {
+    def_name: String,
+    profile: String,
+    parent: Option<String>,
+    key_ref: String,
+    signer: Arc<dyn Signer>,
+    subject: Name,
+    subject_der: Vec<u8>,
+    key_id: Vec<u8>,
+    not_after: DateTime<Utc>,
+    card_kind: Option<String>,
+    cert: CertificateRow,
+}
+
+fn key_file_name(base: &str) -> Result<String> {
+    let mut tag = [0u8; 4];
+    aws_lc_rs::rand::fill(&mut tag).map_err(|_| crate::x509::builder::BuildError::Random)?;
+    Ok(format!("{base}-{}", hex::encode(tag)))
+}
+
+fn signature_algorithm(profile: &Profile) -> Result<SignatureAlgorithm> {
+    profile
+        .keys
+        .iter()
+        .find_map(|k| SignatureAlgorithm::for_key(*k))
+        .ok_or_else(|| CaError::Field {
+            field: format!("profiles.{}.keys", profile.name),
+            message: "no key type a CA key can have (ec-p256, ec-p384)".into(),
+        })
+}
+
+fn validity_end(
+    profile: &Profile,
+    from: DateTime<Utc>,
+    cap: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    let days = match profile.validity {
+        ValidityRule::Days(d) => d as i64,
+        ValidityRule::Card => 0,
+    };
+    let end = from + chrono::Duration::days(days);
+    cap.map_or(end, |c| end.min(c))
+}
+
+fn spki_of(signer: &dyn Signer) -> Result<SubjectPublicKeyInfoOwned> {
+    SubjectPublicKeyInfoOwned::from_der(signer.public_key_der()).map_err(|e| CaError::Field {
+        field: "public key".into(),
+        message: e.to_string(),
+    })
+}
+
+fn der_of(n: &Name) -> Result<Vec<u8>> {
+    n.to_der().map_err(|e| CaError::Build(e.into()))
+}
+
+fn create_ca(
+    ca: &Ca,
+    def: &AuthorityDef,
+    parent: Option<&NewCa>,
+    now: DateTime<Utc>,
+) -> Result<NewCa> {
+    let profile = ca.policy.profile(&def.profile)?;
+    let alg = signature_algorithm(profile)?;
+    let (key_ref, signer) = ca.keys.generate(&key_file_name(&def.name)?, alg)?;
+    let subject = name::authority(
+        &ca.config.country,
+        &ca.config.organization,
+        &def.common_name,
+    )
+    .map_err(|e| CaError::Field {
+        field: format!("authorities.{}", def.name),
+        message: e.to_string(),
+    })?;
+    let subject_der = der_of(&subject)?;
+    let public_key = spki_of(signer.as_ref())?;
+    let key_id = ext::key_identifier(public_key.subject_public_key.raw_bytes());
+    let not_after = validity_end(profile, now, parent.map(|p| p.not_after));
+    let request = MintRequest {
+        profile,
+        subject: subject.clone(),
+        public_key,
+        not_before: now,
+        not_after,
+        latest_not_after: None,
+        card: None,
+        status: CertStatus::Active,
+    };
+    let cert = match parent {
+        Some(p) => mint(&ca.config, request, &issuer_of(p), now)?,
+        None => {
+            let own = Issuer {
+                subject: &subject,
+                subject_der: &subject_der,
+                key_id: &key_id,
+                ca_name: &def.name,
+                signer: signer.as_ref(),
+                not_after: None,
+            };
+            mint(&ca.config, request, &own, now)?
+        }
+    };
+    Ok(NewCa {
+        def_name: def.name.clone(),
+        profile: def.profile.clone(),
+        parent: def.parent.clone(),
+        key_ref,
+        signer,
+        subject,
+        subject_der,
+        key_id,
+        not_after,
+        card_kind: def.card_kind.map(|k| k.as_str().to_string()),
+        cert,
+    })
+}
+
+fn issuer_of(ca: &NewCa) -> Issuer<'_> {
+    Issuer {
+        subject: &ca.subject,
+        subject_der: &ca.subject_der,
+        key_id: &ca.key_id,
+        ca_name: &ca.def_name,
+        signer: ca.signer.as_ref(),
+        not_after: Some(ca.not_after),
+    }
+}
+
+/// Mints a delegated OCSP responder certificate for an authority; returns
+/// the certificate and the responder row (key reference included).
+pub fn create_responder(
+    ca: &Ca,
+    issuer: &Issuer<'_>,
+    issuer_common_name: &str,
+    now: DateTime<Utc>,
+) -> Result<(CertificateRow, OcspResponderRow)> {
+    let profile = ca.policy.responder_profile();
+    let alg = signature_algorithm(profile)?;
+    let (key_ref, signer) = ca
+        .keys
+        .generate(&key_file_name(&format!("ocsp-{}", issuer.ca_name))?, alg)?;
+    let subject = name::authority(
+        &ca.config.country,
+        &ca.config.organization,
+        &format!("{issuer_common_name} OCSP Responder"),
+    )
+    .map_err(|e| CaError::Field {
+        field: "responder subject".into(),
+        message: e.to_string(),
+    })?;
+    let not_after = validity_end(profile, now, issuer.not_after);
+    let cert = mint(
+        &ca.config,
+        MintRequest {
+            profile,
+            subject,
+            public_key: spki_of(signer.as_ref())?,
+            not_before: now,
+            not_after,
+            latest_not_after: None,
+            card: None,
+            status: CertStatus::Active,
+        },
+        issuer,
+        now,
+    )?;
+    let row = OcspResponderRow {
+        certificate_serial: cert.serial.clone(),
+        authority: issuer.ca_name.to_string(),
+        key_ref,
+        key_algorithm: key_algorithm_name(alg).to_string(),
+        not_after: db_time(not_after),
+        created_at: db_time(now),
+    };
+    Ok((cert, row))
+}
+
+/// Creates the whole hierarchy. Refuses if any authority already exists.
+pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
+    let existing = authority::list(&mut ca.db)?;
+    if !existing.is_empty() {
+        let names: Vec<String> = existing.into_iter().map(|a| a.name).collect();
+        return Err(CaError::AlreadyInitialised(names.join(", ")));
+    }
+    ca.keys.require_passphrase()?;
+    let now = ca.clock.now().trunc_subsecs(0);
+    let defs = ca
+        .policy
+        .authorities()
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    let root_def = &defs[0];
+    let root = create_ca(ca, root_def, None, now)?;
+    let mut cas = vec![];
+    for def in &defs[1..] {
+        cas.push(create_ca(ca, def, Some(&root), now)?);
+    }
+    cas.insert(0, root);
+    let mut responders = Vec::new();
+    for (c, def) in cas.iter().zip(&defs) {
+        responders.push(create_responder(ca, &issuer_of(c), &def.common_name, now)?);
+    }
+
+    let mut created = Vec::new();
+    for c in &cas {
+        created.push(Created {
+            name: c.def_name.clone(),
+            profile: c.profile.clone(),
+            serial: c.cert.serial.clone(),
+            subject: c.cert.subject.clone(),
+            not_after: c.not_after.to_rfc3339(),
+        });
+    }
+    for (cert, row) in &responders {
+        created.push(Created {
+            name: format!("{} OCSP responder", row.authority),
+            profile: cert.profile.clone(),
+            serial: cert.serial.clone(),
+            subject: cert.subject.clone(),
+            not_after: row.not_after.and_utc().to_rfc3339(),
+        });
+    }
+    let actor = ca.actor.clone();
+    ca.db.write(&actor, now, |tx| {
+        let rows: Vec<AuthorityRow> = cas
+            .iter()
+            .map(|c| AuthorityRow {
+                name: c.def_name.clone(),
+                profile: c.profile.clone(),
+                parent: c.parent.clone(),
+                key_ref: c.key_ref.clone(),
+                key_algorithm: key_algorithm_name(c.signer.algorithm()).to_string(),
+                certificate_serial: c.cert.serial.clone(),
+                subject_der: c.subject_der.clone(),
+                key_id: c.key_id.clone(),
+                not_after: db_time(c.not_after),
+                card_kind: c.card_kind.clone(),
+                created_at: db_time(now),
+            })
+            .collect();
+        for row in &rows {
+            with_conn!(tx.db, c => diesel::insert_into(authorities::table).values(row).execute(c)).map_err(StorageError::from)?;
+        }
+        let mut certs: Vec<CertificateRow> = cas.iter().map(|c| c.cert.clone()).collect();
+        certs.extend(responders.iter().map(|(c, _)| c.clone()));
+        crate::certificates::insert(tx.db, &certs)?;
+        for (_, row) in &responders {
+            with_conn!(tx.db, c => diesel::insert_into(ocsp_responders::table).values(row).execute(c)).map_err(StorageError::from)?;
+        }
+        for c in &cas {
+            tx.audit(
+                "ca.create",
+                &c.def_name,
+                serde_json::json!({"profile": c.profile, "serial": c.cert.serial, "subject": c.cert.subject,
+                                   "not_after": c.not_after.to_rfc3339(), "key_ref": c.key_ref,
+                                   "certificate_sha256": crate::x509::sha256_hex(&c.cert.der)}),
+            );
+        }
+        for (cert, row) in &responders {
+            tx.audit(
+                "ocsp-responder.create",
+                &row.authority,
+                serde_json::json!({"serial": cert.serial, "subject": cert.subject, "key_ref": row.key_ref,
+                                   "not_after": row.not_after.and_utc().to_rfc3339()}),
+            );
+        }
+        Ok::<_, CaError>(())
+    })?;
+    Ok(created)
+}

@@ -1,0 +1,150 @@
+//! Keys and signing. Issuance, CRL and OCSP code sign through the
+//! [`Signer`] trait only, so a PKCS#11 backend slots in beside the software
+//! one without touching them. A key is named by a *key reference*
+//! (`software:<file>`; later `pkcs11:<uri>`) that the database stores.
+
+mod software;
+
+pub use software::SoftwareKey;
+
+use crate::config::Config;
+use spki::AlgorithmIdentifierOwned;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key file {path} already exists; refusing to overwrite a key")]
+    Exists { path: String },
+    #[error("cannot write key file {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot read key file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot decrypt key {path}: wrong passphrase or damaged file")]
+    Decrypt { path: String },
+    #[error("key {path} is not a usable {algorithm} key: {message}")]
+    Invalid {
+        path: String,
+        algorithm: &'static str,
+        message: String,
+    },
+    #[error("unsupported key reference {0:?} (expected software:<file>)")]
+    UnsupportedReference(String),
+    #[error("key generation failed")]
+    Generate,
+    #[error("signing failed")]
+    Sign,
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// Signature algorithms a CA key can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureAlgorithm {
+    EcdsaP256Sha256,
+    EcdsaP384Sha384,
+}
+
+impl SignatureAlgorithm {
+    pub fn oid(self) -> const_oid::ObjectIdentifier {
+        match self {
+            SignatureAlgorithm::EcdsaP256Sha256 => crate::policy::oids::ECDSA_SHA256,
+            SignatureAlgorithm::EcdsaP384Sha384 => crate::policy::oids::ECDSA_SHA384,
+        }
+    }
+
+    /// The AlgorithmIdentifier written in certificates (ECDSA: no parameters).
+    pub fn identifier(self) -> AlgorithmIdentifierOwned {
+        AlgorithmIdentifierOwned {
+            oid: self.oid(),
+            parameters: None,
+        }
+    }
+
+    pub fn key_algorithm(self) -> crate::policy::KeyAlgorithm {
+        match self {
+            SignatureAlgorithm::EcdsaP256Sha256 => crate::policy::KeyAlgorithm::EcP256,
+            SignatureAlgorithm::EcdsaP384Sha384 => crate::policy::KeyAlgorithm::EcP384,
+        }
+    }
+
+    /// The signature algorithm that goes with a CA key type.
+    pub fn for_key(key: crate::policy::KeyAlgorithm) -> Option<Self> {
+        match key {
+            crate::policy::KeyAlgorithm::EcP256 => Some(SignatureAlgorithm::EcdsaP256Sha256),
+            crate::policy::KeyAlgorithm::EcP384 => Some(SignatureAlgorithm::EcdsaP384Sha384),
+            _ => None,
+        }
+    }
+}
+
+/// Something that signs with a private key it never shows.
+pub trait Signer: Send + Sync {
+    fn algorithm(&self) -> SignatureAlgorithm;
+    /// DER SubjectPublicKeyInfo of the key.
+    fn public_key_der(&self) -> &[u8];
+    /// A DER signature (ECDSA-Sig-Value) over `message`.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError>;
+}
+
+/// Creates keys and opens them by reference, with the passphrase policy of
+/// the configuration.
+pub struct KeyStore {
+    dir: std::path::PathBuf,
+    passphrase: Option<String>,
+    config_for_error: Config,
+}
+
+impl KeyStore {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            dir: config.key_dir(),
+            passphrase: config.passphrase().ok(),
+            config_for_error: config.clone(),
+        }
+    }
+
+    fn passphrase(&self) -> Result<&str, KeyError> {
+        match &self.passphrase {
+            Some(p) => Ok(p),
+            None => Err(self.config_for_error.passphrase().unwrap_err().into()),
+        }
+    }
+
+    /// Fails early when no passphrase is configured.
+    pub fn require_passphrase(&self) -> Result<(), KeyError> {
+        self.passphrase().map(|_| ())
+    }
+
+    /// Generates a new key, stores it encrypted, and returns its reference and signer.
+    pub fn generate(
+        &self,
+        name: &str,
+        algorithm: SignatureAlgorithm,
+    ) -> Result<(String, Arc<dyn Signer>), KeyError> {
+        let passphrase = self.passphrase()?;
+        let file = format!("{name}.key.pem");
+        let (key, pkcs8) = SoftwareKey::generate(algorithm)?;
+        SoftwareKey::store_encrypted(&pkcs8, &self.dir.join(&file), passphrase)?;
+        Ok((format!("software:{file}"), Arc::new(key)))
+    }
+
+    /// Opens a key by the reference the database holds.
+    pub fn open(
+        &self,
+        key_ref: &str,
+        algorithm: SignatureAlgorithm,
+    ) -> Result<Arc<dyn Signer>, KeyError> {
+        let file = key_ref
+            .strip_prefix("software:")
+            .filter(|f| !f.contains('/') && !f.contains(".."))
+            .ok_or_else(|| KeyError::UnsupportedReference(key_ref.to_string()))?;
+        let key = SoftwareKey::load_encrypted(&self.dir.join(file), algorithm, self.passphrase()?)?;
+        Ok(Arc::new(key))
+    }
+}

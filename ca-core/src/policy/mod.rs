@@ -1,0 +1,15 @@
+//! The certificate policy as the code sees it: the profiles of
+//! `policies/profiles.toml`, loaded, validated and resolved against the
+//! configured OID arc. Issuance builds certificates only from a [`Profile`],
+//! and the pre-issuance linter checks every certificate against the same one.
+
+mod model;
+pub mod oids;
+
+pub use model::{
+    AuthorityDef, KeyAlgorithm, KeyUsageBit, Policy, PolicyError, Profile, ProfileKind,
+    QcStatement, SubjectKind, Usage, ValidityRule,
+};
+
+/// The profiles shipped with this build (`policies/profiles.toml`).
+pub const EMBEDDED_PROFILES: &str = include_str!("../../../policies/profiles.toml");

@@ -1,0 +1,205 @@
+//! Storage: one diesel schema on PostgreSQL (production) or SQLite (the
+//! embedded default), migrations embedded per backend, and the one way to
+//! change anything: [`Db::write`], a transaction that serialises writers and
+//! appends the audit records of the change before it commits.
+//!
+//! Queries are written once and compiled for each backend by
+//! [`with_conn!`](crate::with_conn), which matches the connection enum.
+//! (diesel's `MultiConnection` derive cannot express multi-row inserts,
+//! `RETURNING` or binary and boolean columns, all of which are needed here.)
+
+pub mod models;
+pub mod schema;
+
+use crate::audit::{self, PendingAudit};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot open database {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("database URL {0:?} is neither postgres://... nor sqlite://...")]
+    BadUrl(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+/// A connection to one of the two supported backends.
+pub enum Db {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs `$body` with `$c` bound to the concrete connection of either
+/// backend; the body is compiled once per backend.
+#[macro_export]
+macro_rules! with_conn {
+    ($db:expr, $c:ident => $body:expr) => {
+        match $db {
+            $crate::storage::Db::Pg($c) => $body,
+            $crate::storage::Db::Sqlite($c) => $body,
+        }
+    };
+}
+
+/// Timestamps are stored with microsecond precision on both backends.
+pub fn db_time(at: DateTime<Utc>) -> NaiveDateTime {
+    at.naive_utc().trunc_subsecs(6)
+}
+
+impl Db {
+    /// Opens the database at `url` and brings its schema up to date.
+    pub fn connect(url: &str) -> Result<Db, StorageError> {
+        let connect_err = |e: diesel::ConnectionError| StorageError::Connect {
+            url: redact(url),
+            message: e.to_string(),
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let mut c = PgConnection::establish(url).map_err(connect_err)?;
+            c.batch_execute("SELECT pg_advisory_lock(7345001)")?;
+            let migrated = c
+                .run_pending_migrations(PG_MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| StorageError::Migration(e.to_string()));
+            c.batch_execute("SELECT pg_advisory_unlock(7345001)")?;
+            migrated?;
+            Ok(Db::Pg(c))
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(|e| StorageError::Connect {
+                        url: url.to_string(),
+                        message: e.to_string(),
+                    })?;
+                }
+            }
+            let mut c = SqliteConnection::establish(path).map_err(connect_err)?;
+            c.batch_execute(
+                "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            )?;
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(|e| StorageError::Migration(e.to_string()))?;
+            Ok(Db::Sqlite(c))
+        } else {
+            Err(StorageError::BadUrl(redact(url)))
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Pg(_) => "postgresql",
+            Db::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Runs `f` in a write transaction: writers are serialised (SQLite
+    /// `BEGIN IMMEDIATE`; PostgreSQL locks the audit chain's head row), the
+    /// audit records `f` queued are chained and inserted, and everything
+    /// commits together or not at all.
+    pub fn write<T, E>(
+        &mut self,
+        actor: &str,
+        now: DateTime<Utc>,
+        f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StorageError>,
+    {
+        match self {
+            Db::Pg(c) => AnsiTransactionManager::begin_transaction(c),
+            Db::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        }
+        .map_err(StorageError::from)?;
+        let result = (|| {
+            let head = audit::lock_head(self)?;
+            let mut tx = WriteTx {
+                db: self,
+                pending: Vec::new(),
+                actor: actor.to_string(),
+                at: db_time(now),
+            };
+            let value = f(&mut tx)?;
+            let pending = std::mem::take(&mut tx.pending);
+            audit::append(self, head, pending).map_err(E::from)?;
+            Ok(value)
+        })();
+        match result {
+            Ok(value) => {
+                with_conn!(self, c => AnsiTransactionManager::commit_transaction(c))
+                    .map_err(StorageError::from)?;
+                Ok(value)
+            }
+            Err(e) => {
+                let _ = with_conn!(self, c => AnsiTransactionManager::rollback_transaction(c));
+                Err(e)
+            }
+        }
+    }
+}
+
+/// An open write transaction.
+pub struct WriteTx<'a> {
+    pub db: &'a mut Db,
+    pending: Vec<PendingAudit>,
+    actor: String,
+    at: NaiveDateTime,
+}
+
+impl WriteTx<'_> {
+    /// Queues an audit record; it is chained and stored when the transaction commits.
+    pub fn audit(&mut self, action: &str, subject: &str, details: serde_json::Value) {
+        self.pending.push(PendingAudit {
+            at: self.at,
+            actor: self.actor.clone(),
+            action: action.to_string(),
+            subject: subject.to_string(),
+            details,
+        });
+    }
+
+    /// The transaction's timestamp (as stored).
+    pub fn at(&self) -> NaiveDateTime {
+        self.at
+    }
+}
+
+/// Hides a password in a database URL for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..s + 3], &creds[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://ca:s3cret@db/pki"),
+            "postgres://ca:***@db/pki"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+    }
+}

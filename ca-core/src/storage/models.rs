@@ -1,0 +1,113 @@
+//! Rows as Rust structs, one per table, used for both reading and writing.
+
+use super::schema::*;
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
+#[diesel(table_name = identities)]
+#[diesel(treat_none_as_null = true)]
+pub struct IdentityRow {
+    pub registry_key: String,
+    pub family_name: String,
+    pub given_names: String,
+    pub birth_name: Option<String>,
+    pub birth_datetime: NaiveDateTime,
+    pub birth_place: String,
+    pub gender: String,
+    pub authority: String,
+    pub status: String,
+    pub protected_adult: bool,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = cards)]
+pub struct CardRow {
+    pub card_number: String,
+    pub kind: String,
+    pub holder_key: String,
+    pub issue_date: NaiveDate,
+    pub expiry_date: NaiveDate,
+    pub registered_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = authorities)]
+pub struct AuthorityRow {
+    pub name: String,
+    pub profile: String,
+    pub parent: Option<String>,
+    pub key_ref: String,
+    pub key_algorithm: String,
+    pub certificate_serial: String,
+    pub subject_der: Vec<u8>,
+    pub key_id: Vec<u8>,
+    pub not_after: NaiveDateTime,
+    pub card_kind: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = certificates)]
+pub struct CertificateRow {
+    pub serial: String,
+    pub issuer: String,
+    pub profile: String,
+    pub kind: String,
+    pub usage: Option<String>,
+    pub card_number: Option<String>,
+    pub holder_key: Option<String>,
+    pub subject: String,
+    pub not_before: NaiveDateTime,
+    pub not_after: NaiveDateTime,
+    pub status: String,
+    pub public_key_sha256: String,
+    pub der: Vec<u8>,
+    pub issued_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ocsp_responders)]
+pub struct OcspResponderRow {
+    pub certificate_serial: String,
+    pub authority: String,
+    pub key_ref: String,
+    pub key_algorithm: String,
+    pub not_after: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = audit_log)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: NaiveDateTime,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = issuance_batches)]
+pub struct BatchRow {
+    pub id: String,
+    pub source: String,
+    pub entries: i64,
+    pub started_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = issuance_batch_entries)]
+pub struct BatchEntryRow {
+    pub batch_id: String,
+    pub line_no: i64,
+    pub certificate_serial: String,
+}

@@ -1,0 +1,11 @@
+DROP TABLE issuance_batch_entries;
+DROP TABLE issuance_batches;
+DROP TABLE ocsp_responders;
+ALTER TABLE authorities DROP CONSTRAINT authorities_certificate;
+DROP TABLE certificates;
+DROP TABLE authorities;
+DROP TABLE cards;
+DROP TABLE identities;
+DROP TABLE audit_log;
+DROP FUNCTION audit_log_append_only;
+DROP TABLE audit_head;

@@ -1,0 +1,9 @@
+DROP TABLE issuance_batch_entries;
+DROP TABLE issuance_batches;
+DROP TABLE ocsp_responders;
+DROP TABLE certificates;
+DROP TABLE authorities;
+DROP TABLE cards;
+DROP TABLE identities;
+DROP TABLE audit_log;
+DROP TABLE audit_head;
