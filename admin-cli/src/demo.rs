@@ -32,9 +32,8 @@ fn ensure_passphrase(config: &mut Config) -> anyhow::Result<()> {
     let path = config.data_dir.join("demo-passphrase");
     if !path.exists() {
         std::fs::create_dir_all(&config.data_dir)?;
-        let mut bytes = [0u8; 18];
-        aws_lc_rs_fill(&mut bytes)?;
-        std::fs::write(&path, format!("{}\n", hex_encode(&bytes)))?;
+        let passphrase = ca_core::keys::random_hex(18)?;
+        std::fs::write(&path, format!("{passphrase}\n"))?;
         eprintln!(
             "demo: no CA passphrase configured; generated one in {} (demo only)",
             path.display()
@@ -42,20 +41,6 @@ fn ensure_passphrase(config: &mut Config) -> anyhow::Result<()> {
     }
     config.keys.passphrase_file = Some(path);
     Ok(())
-}
-
-fn aws_lc_rs_fill(bytes: &mut [u8]) -> anyhow::Result<()> {
-    ca_core::x509::builder::new_serial()
-        .map(|s| {
-            for (i, b) in bytes.iter_mut().enumerate() {
-                *b = s[i % s.len()] ^ (i as u8);
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn run(

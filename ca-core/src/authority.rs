@@ -3,7 +3,7 @@
 
 use crate::ca::Ca;
 use crate::error::{CaError, Result};
-use crate::keys::{SignatureAlgorithm, Signer};
+use crate::keys::{KeyStore, SignatureAlgorithm, Signer};
 use crate::policy::KeyAlgorithm;
 use crate::storage::models::{AuthorityRow, OcspResponderRow};
 use crate::storage::schema::{authorities, ocsp_responders};
@@ -68,22 +68,41 @@ pub fn current_responder(db: &mut Db, authority: &str) -> Result<Option<OcspResp
     .map_err(StorageError::from)?)
 }
 
-/// Loads an authority and opens its key.
-pub fn load(ca: &mut Ca, name: &str) -> Result<Authority> {
+/// An authority's stored row, certificate and subject: everything but its key.
+pub struct UnopenedAuthority {
+    row: AuthorityRow,
+    subject: Name,
+    certificate_der: Vec<u8>,
+}
+
+/// Loads an authority's row and certificate (no key yet).
+pub fn load_row(ca: &mut Ca, name: &str) -> Result<UnopenedAuthority> {
     let row = find(&mut ca.db, name)?;
     let cert = crate::certificates::find(&mut ca.db, &row.certificate_serial)?;
     let subject = Name::from_der(&row.subject_der).map_err(|e| CaError::Field {
         field: "subject_der".into(),
         message: e.to_string(),
     })?;
-    let signer = ca
-        .keys
-        .open(&row.key_ref, signature_algorithm_of(&row.key_algorithm)?)?;
-    Ok(Authority {
-        not_after: row.not_after.and_utc(),
+    Ok(UnopenedAuthority {
         row,
         subject,
         certificate_der: cert.der,
-        signer,
     })
+}
+
+impl UnopenedAuthority {
+    /// Opens the key: the authority can sign.
+    pub fn open(self, keys: &KeyStore) -> Result<Authority> {
+        let signer = keys.open(
+            &self.row.key_ref,
+            signature_algorithm_of(&self.row.key_algorithm)?,
+        )?;
+        Ok(Authority {
+            not_after: self.row.not_after.and_utc(),
+            row: self.row,
+            subject: self.subject,
+            certificate_der: self.certificate_der,
+            signer,
+        })
+    }
 }

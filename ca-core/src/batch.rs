@@ -6,10 +6,11 @@
 //! twice.
 
 use crate::ca::Ca;
+use crate::domain::CardKind;
 use crate::domain::Usage;
 use crate::error::{CaError, Result};
-use crate::issuance::{self, ChunkOptions, IssueInput, Issuers, Outcome};
-use crate::storage::models::{BatchEntryRow, BatchRow, CertificateRow};
+use crate::issuance::{self, ChunkOptions, Claims, IssueInput, Issuers, MintedChunk, Outcome};
+use crate::storage::models::{BatchEntryRow, BatchRow};
 use crate::storage::schema::{issuance_batch_entries, issuance_batches};
 use crate::storage::{db_time, StorageError};
 use crate::{certificates, with_conn};
@@ -151,8 +152,54 @@ fn done_entries(ca: &mut Ca, id: &str) -> Result<HashMap<usize, String>> {
         .collect())
 }
 
+/// A manifest line on its way through the pipeline: its result is known
+/// already (done in an earlier run, unreadable) or comes with its chunk.
+struct Head {
+    line: usize,
+    card: String,
+    usage: String,
+    ready: Option<Outcome>,
+}
+
+fn emit(
+    heads: Vec<Head>,
+    results: Vec<(IssueInput, Outcome)>,
+    total: usize,
+    summary: &mut BatchSummary,
+    report: &mut impl FnMut(EntryResult, usize),
+) {
+    let mut results: HashMap<usize, Outcome> =
+        results.into_iter().map(|(i, o)| (i.line, o)).collect();
+    for head in heads {
+        let outcome = head
+            .ready
+            .or_else(|| results.remove(&head.line))
+            .unwrap_or_else(|| {
+                Outcome::Rejected(CaError::Field {
+                    field: "batch".into(),
+                    message: "entry was not processed".into(),
+                })
+            });
+        match &outcome {
+            Outcome::Issued(_) => summary.issued += 1,
+            Outcome::AlreadyIssued(_) => summary.already_issued += 1,
+            Outcome::Rejected(_) => summary.rejected += 1,
+        }
+        report(
+            EntryResult {
+                line: head.line,
+                card: head.card,
+                usage: head.usage,
+                outcome,
+            },
+            total,
+        );
+    }
+}
+
 /// Runs (or resumes) a batch; `report` is called once per manifest line,
-/// in order, as soon as its chunk is committed.
+/// in order, as soon as its chunk is committed. Signing of one chunk runs
+/// while the previous chunk is being stored.
 pub fn run(
     ca: &mut Ca,
     manifest: &Path,
@@ -178,7 +225,7 @@ pub fn run(
         .map(|(i, raw)| parse_line(&dir, &file, i + 1, raw))
         .collect();
     let batch_id = crate::x509::sha256_hex(&bytes);
-    let issuers = Issuers::load(ca)?;
+    let issuers = Issuers::load(ca, CardKind::ALL)?;
     start_batch(ca, &batch_id, &file, lines.len())?;
     let done = done_entries(ca, &batch_id)?;
     let total = lines.len();
@@ -187,92 +234,63 @@ pub fn run(
         entries: total,
         ..Default::default()
     };
-    let count = |outcome: &Outcome, summary: &mut BatchSummary| match outcome {
-        Outcome::Issued(_) => summary.issued += 1,
-        Outcome::AlreadyIssued(_) => summary.already_issued += 1,
-        Outcome::Rejected(_) => summary.rejected += 1,
+    let options = ChunkOptions {
+        batch_id: Some(&batch_id),
+        same_key_is_done: true,
     };
-    let chunk_size = ca.config.issuance.batch_chunk;
-    for chunk in lines.chunks(chunk_size) {
+    let mut claims = Claims::new();
+    let mut in_flight: Option<(Vec<Head>, MintedChunk)> = None;
+    for chunk in lines.chunks(ca.config.issuance.batch_chunk) {
         let done_serials: Vec<String> = chunk
             .iter()
             .filter_map(|l| done.get(&l.line).cloned())
             .collect();
-        let mut done_rows: HashMap<String, CertificateRow> =
-            certificates::find_many(&mut ca.db, &done_serials)?;
-        let inputs: Vec<IssueInput> = chunk
-            .iter()
-            .filter(|l| !done.contains_key(&l.line))
-            .filter_map(|l| l.parsed.as_ref().ok().cloned())
-            .collect();
-        let options = ChunkOptions {
-            batch_id: Some(&batch_id),
-            same_key_is_done: true,
-        };
-        let mut fresh: HashMap<usize, Outcome> = if inputs.is_empty() {
-            HashMap::new()
-        } else {
-            match issuance::issue_chunk(ca, &issuers, &inputs, options) {
-                Ok(outcomes) => inputs.iter().map(|i| i.line).zip(outcomes).collect(),
-                Err(e) => {
-                    let message = e.to_string();
-                    inputs
-                        .iter()
-                        .map(|i| {
-                            (
-                                i.line,
-                                Outcome::Rejected(CaError::Field {
-                                    field: "batch".into(),
-                                    message: format!("chunk not stored: {message}"),
-                                }),
-                            )
-                        })
-                        .collect()
-                }
-            }
-        };
+        let mut done_rows = certificates::find_many(&mut ca.db, &done_serials)?;
+        let mut heads = Vec::with_capacity(chunk.len());
+        let mut inputs = Vec::new();
         for l in chunk {
-            let outcome = if let Some(serial) = done.get(&l.line) {
-                match done_rows.remove(serial) {
+            let ready = if let Some(serial) = done.get(&l.line) {
+                if let Ok(input) = &l.parsed {
+                    claims.insert((input.card_number.clone(), input.usage), l.line);
+                }
+                Some(match done_rows.remove(serial) {
                     Some(row) => Outcome::AlreadyIssued(row),
                     None => Outcome::Rejected(CaError::UnknownCertificate(serial.clone())),
-                }
-            } else if let Some(o) = fresh.remove(&l.line) {
-                o
-            } else {
-                Outcome::Rejected(match &l.parsed {
-                    Err(CaError::Input {
-                        file,
-                        line,
-                        field,
-                        message,
-                    }) => CaError::Input {
-                        file: file.clone(),
-                        line: *line,
-                        field: field.clone(),
-                        message: message.clone(),
-                    },
-                    Err(e) => CaError::Field {
-                        field: "(line)".into(),
-                        message: e.to_string(),
-                    },
-                    Ok(_) => CaError::Field {
-                        field: "batch".into(),
-                        message: "entry was not processed".into(),
-                    },
                 })
+            } else {
+                match &l.parsed {
+                    Ok(input) => {
+                        inputs.push(input.clone());
+                        None
+                    }
+                    Err(e) => Some(Outcome::Rejected(copy_error(e))),
+                }
             };
-            count(&outcome, &mut summary);
-            report(
-                EntryResult {
-                    line: l.line,
-                    card: l.card.clone(),
-                    usage: l.usage.clone(),
-                    outcome,
-                },
-                total,
-            );
+            heads.push(Head {
+                line: l.line,
+                card: l.card.clone(),
+                usage: l.usage.clone(),
+                ready,
+            });
         }
+        let planned = issuance::plan_chunk(ca, &issuers, inputs, &mut claims)?;
+        let (db, config, actor) = (&mut ca.db, &ca.config, ca.actor.as_str());
+        let (committed, minted) = rayon::join(
+            || {
+                in_flight
+                    .take()
+                    .map(|(heads, m)| (heads, issuance::commit_chunk(db, actor, m, options)))
+            },
+            || issuance::mint_chunk(config, &issuers, planned, options),
+        );
+        if let Some((heads, results)) = committed {
+            emit(heads, results, total, &mut summary, &mut report);
+        }
+        in_flight = Some((heads, minted));
+    }
+    if let Some((heads, minted)) = in_flight.take() {
+        let results = issuance::commit_chunk(&mut ca.db, &ca.actor, minted, options);
+        emit(heads, results, total, &mut summary, &mut report);
     }
     let now = ca.clock.now();
     let actor = ca.actor.clone();
@@ -290,4 +308,25 @@ pub fn run(
         Ok::<_, CaError>(())
     })?;
     Ok(summary)
+}
+
+/// Manifest errors are reported on every run; they are plain data.
+fn copy_error(e: &CaError) -> CaError {
+    match e {
+        CaError::Input {
+            file,
+            line,
+            field,
+            message,
+        } => CaError::Input {
+            file: file.clone(),
+            line: *line,
+            field: field.clone(),
+            message: message.clone(),
+        },
+        other => CaError::Field {
+            field: "(line)".into(),
+            message: other.to_string(),
+        },
+    }
 }

@@ -257,4 +257,27 @@ mod tests {
         let c = Config::load(&path).unwrap();
         assert_eq!(c.data_dir, dir.path().join("d"));
     }
+
+    #[test]
+    fn the_documented_example_is_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pki.toml");
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../pki.example.toml"),
+            &path,
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        let d = Config::default();
+        assert_eq!(c.country, d.country);
+        assert_eq!(c.urls.ocsp, d.urls.ocsp);
+        assert_eq!(c.issuance.batch_chunk, d.issuance.batch_chunk);
+        assert_eq!(
+            c.database_url(),
+            format!(
+                "sqlite://{}",
+                dir.path().join("pki-data/pki.sqlite").display()
+            )
+        );
+    }
 }

@@ -48,9 +48,7 @@ struct NewCa {
 }
 
 fn key_file_name(base: &str) -> Result<String> {
-    let mut tag = [0u8; 4];
-    aws_lc_rs::rand::fill(&mut tag).map_err(|_| crate::x509::builder::BuildError::Random)?;
-    Ok(format!("{base}-{}", hex::encode(tag)))
+    Ok(format!("{base}-{}", crate::keys::random_hex(4)?))
 }
 
 fn signature_algorithm(profile: &Profile) -> Result<SignatureAlgorithm> {
@@ -257,6 +255,12 @@ pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
     }
     let actor = ca.actor.clone();
     ca.db.write(&actor, now, |tx| {
+        // Another `init` may have finished while these keys were made.
+        let raced = authority::list(tx.db)?;
+        if !raced.is_empty() {
+            let names: Vec<String> = raced.into_iter().map(|a| a.name).collect();
+            return Err(CaError::AlreadyInitialised(names.join(", ")));
+        }
         let rows: Vec<AuthorityRow> = cas
             .iter()
             .map(|c| AuthorityRow {

@@ -6,13 +6,14 @@
 
 use crate::authority::{self, Authority};
 use crate::ca::Ca;
+use crate::config::Config;
 use crate::domain::{CardKind, CertStatus, IdentityStatus, Usage};
 use crate::error::{CaError, Result};
 use crate::mint::{mint, Issuer, MintRequest};
 use crate::policy::Profile;
 use crate::storage::models::{BatchEntryRow, CardRow, CertificateRow, IdentityRow};
 use crate::storage::schema::issuance_batch_entries;
-use crate::storage::StorageError;
+use crate::storage::{Db, StorageError};
 use crate::x509::{csr, name};
 use crate::{cards, certificates, registry, with_conn};
 use chrono::{DateTime, Months, NaiveDate, NaiveTime, SubsecRound, Utc};
@@ -59,33 +60,42 @@ pub struct Issuers {
 }
 
 impl Issuers {
-    pub fn load(ca: &mut Ca) -> Result<Self> {
+    /// Loads the issuing CAs of some card kinds, opening their keys in
+    /// parallel (each key file is scrypt-protected and slow to open on purpose).
+    pub fn load(ca: &mut Ca, kinds: &[CardKind]) -> Result<Self> {
+        let mut rows = Vec::new();
+        for kind in kinds {
+            let name = ca.policy.authority_for_card_kind(*kind)?.name.clone();
+            rows.push((*kind, authority::load_row(ca, &name)?));
+        }
+        let keys = &ca.keys;
+        let opened: Vec<(CardKind, Result<Authority>)> = rows
+            .into_par_iter()
+            .map(|(kind, row)| (kind, row.open(keys)))
+            .collect();
         let mut by_kind = HashMap::new();
-        for kind in CardKind::ALL {
-            let def = ca.policy.authority_for_card_kind(*kind)?.name.clone();
-            by_kind.insert(*kind, authority::load(ca, &def)?);
+        for (kind, authority) in opened {
+            by_kind.insert(kind, authority?);
         }
         Ok(Self { by_kind })
     }
 
-    fn for_kind(&self, kind: CardKind) -> &Authority {
-        &self.by_kind[&kind]
+    fn for_kind(&self, kind: CardKind) -> Result<&Authority> {
+        self.by_kind.get(&kind).ok_or(CaError::NotInitialised)
     }
+}
 
-    /// The chain above a card certificate: issuing CA then root.
-    pub fn chain_der(&self, ca: &mut Ca, issuer: &str) -> Result<Vec<Vec<u8>>> {
-        let issuing = self
-            .by_kind
-            .values()
-            .find(|a| a.row.name == issuer)
-            .ok_or(CaError::NotInitialised)?;
-        let mut chain = vec![issuing.certificate_der.clone()];
-        if let Some(parent) = &issuing.row.parent {
-            let root = authority::find(&mut ca.db, parent)?;
-            chain.push(certificates::find(&mut ca.db, &root.certificate_serial)?.der);
-        }
-        Ok(chain)
+/// The chain above a certificate of `issuer`: the issuer's certificate,
+/// then its parents' up to the root.
+pub fn chain_der(ca: &mut Ca, issuer: &str) -> Result<Vec<Vec<u8>>> {
+    let mut chain = Vec::new();
+    let mut next = Some(issuer.to_string());
+    while let Some(name) = next {
+        let row = authority::find(&mut ca.db, &name)?;
+        chain.push(certificates::find(&mut ca.db, &row.certificate_serial)?.der);
+        next = row.parent;
     }
+    Ok(chain)
 }
 
 /// The last instant a card's certificates may be valid:
@@ -101,12 +111,11 @@ pub fn card_certificate_limit(card: &CardRow) -> DateTime<Utc> {
 }
 
 /// Everything checked before the CSR is looked at.
-struct Plan<'a> {
+struct Plan {
     index: usize,
-    card: &'a CardRow,
-    holder: &'a IdentityRow,
+    holder: IdentityRow,
     kind: CardKind,
-    profile: &'a Profile,
+    profile: Profile,
     not_after: DateTime<Utc>,
 }
 
@@ -161,14 +170,33 @@ fn check_holder_and_card(
     Ok((kind, not_after))
 }
 
-/// Issues a chunk of inputs; returns one outcome per input, in order.
-/// An `Err` means the chunk's transaction failed and nothing was stored.
-pub fn issue_chunk(
+/// The (card, usage) pairs a run has already taken, with the line that took
+/// them, so that two lines of one batch never both get a certificate.
+pub type Claims = HashMap<(String, Usage), usize>;
+
+/// A chunk whose registry and card checks are done (database reads only).
+pub struct PlannedChunk {
+    inputs: Vec<IssueInput>,
+    outcomes: Vec<Option<Outcome>>,
+    plans: Vec<Plan>,
+    live: HashMap<(String, Usage), CertificateRow>,
+    now: DateTime<Utc>,
+}
+
+/// A chunk whose certificates are signed but not yet stored.
+pub struct MintedChunk {
+    inputs: Vec<IssueInput>,
+    outcomes: Vec<Outcome>,
+    now: DateTime<Utc>,
+}
+
+/// Reads what a chunk needs and applies the registry and card rules.
+pub fn plan_chunk(
     ca: &mut Ca,
     issuers: &Issuers,
-    inputs: &[IssueInput],
-    options: ChunkOptions<'_>,
-) -> Result<Vec<Outcome>> {
+    inputs: Vec<IssueInput>,
+    claims: &mut Claims,
+) -> Result<PlannedChunk> {
     let now = ca.clock.now().trunc_subsecs(0);
     let card_numbers: HashSet<String> = inputs.iter().map(|i| i.card_number.clone()).collect();
     let cards = cards::find_many(&mut ca.db, &card_numbers)?;
@@ -178,7 +206,6 @@ pub fn issue_chunk(
 
     let mut outcomes: Vec<Option<Outcome>> = inputs.iter().map(|_| None).collect();
     let mut plans = Vec::new();
-    let mut claimed: HashMap<(String, Usage), usize> = HashMap::new();
     for (index, input) in inputs.iter().enumerate() {
         let planned = (|| {
             let card = cards
@@ -188,7 +215,7 @@ pub fn issue_chunk(
                 .get(&card.holder_key)
                 .ok_or_else(|| CaError::UnknownIdentity(card.holder_key.clone()))?;
             let (kind, card_limit) = check_holder_and_card(input, card, holder, now)?;
-            let issuer = issuers.for_kind(kind);
+            let issuer = issuers.for_kind(kind)?;
             if card_limit > issuer.not_after {
                 return Err(CaError::IssuerExpiresFirst {
                     ca: issuer.row.name.clone(),
@@ -196,17 +223,15 @@ pub fn issue_chunk(
                     not_after: card_limit.naive_utc(),
                 });
             }
-            if let Some(first) =
-                claimed.insert((input.card_number.clone(), input.usage), input.line)
-            {
-                return Err(CaError::DuplicateInBatch(first));
+            if let Some(first) = claims.get(&(input.card_number.clone(), input.usage)) {
+                return Err(CaError::DuplicateInBatch(*first));
             }
+            claims.insert((input.card_number.clone(), input.usage), input.line);
             Ok(Plan {
                 index,
-                card,
-                holder,
+                holder: holder.clone(),
                 kind,
-                profile: ca.policy.profile_for_usage(input.usage)?,
+                profile: ca.policy.profile_for_usage(input.usage)?.clone(),
                 not_after: card_limit,
             })
         })();
@@ -215,8 +240,29 @@ pub fn issue_chunk(
             Err(e) => outcomes[index] = Some(Outcome::Rejected(e)),
         }
     }
+    Ok(PlannedChunk {
+        inputs,
+        outcomes,
+        plans,
+        live,
+        now,
+    })
+}
 
-    let config = &ca.config;
+/// Checks the CSRs and signs, in parallel; touches no database.
+pub fn mint_chunk(
+    config: &Config,
+    issuers: &Issuers,
+    planned: PlannedChunk,
+    options: ChunkOptions<'_>,
+) -> MintedChunk {
+    let PlannedChunk {
+        inputs,
+        mut outcomes,
+        plans,
+        live,
+        now,
+    } = planned;
     let minted: Vec<(usize, Outcome)> = plans
         .par_iter()
         .map(|plan| {
@@ -229,11 +275,30 @@ pub fn issue_chunk(
     for (index, outcome) in minted {
         outcomes[index] = Some(outcome);
     }
-    let outcomes: Vec<Outcome> = outcomes
-        .into_iter()
-        .map(|o| o.expect("every input has an outcome"))
-        .collect();
+    MintedChunk {
+        outcomes: outcomes
+            .into_iter()
+            .map(|o| o.expect("every input has an outcome"))
+            .collect(),
+        inputs,
+        now,
+    }
+}
 
+/// Stores a minted chunk: certificates, batch entries and audit records in
+/// one transaction. On failure nothing is stored and every certificate of
+/// the chunk is reported as rejected.
+pub fn commit_chunk(
+    db: &mut Db,
+    actor: &str,
+    minted: MintedChunk,
+    options: ChunkOptions<'_>,
+) -> Vec<(IssueInput, Outcome)> {
+    let MintedChunk {
+        inputs,
+        outcomes,
+        now,
+    } = minted;
     let issued: Vec<(usize, &CertificateRow)> = outcomes
         .iter()
         .enumerate()
@@ -242,9 +307,10 @@ pub fn issue_chunk(
             _ => None,
         })
         .collect();
-    if !issued.is_empty() {
-        let actor = ca.actor.clone();
-        ca.db.write(&actor, now, |tx| {
+    let stored = if issued.is_empty() {
+        Ok(())
+    } else {
+        db.write(actor, now, |tx| {
             let rows: Vec<CertificateRow> = issued.iter().map(|(_, r)| (*r).clone()).collect();
             certificates::insert(tx.db, &rows)?;
             if let Some(batch_id) = options.batch_id {
@@ -273,16 +339,27 @@ pub fn issue_chunk(
                 );
             }
             Ok::<_, CaError>(())
-        })?;
-    }
-    Ok(outcomes)
+        })
+    };
+    let failure = stored.err().map(|e| e.to_string());
+    inputs
+        .into_iter()
+        .zip(outcomes)
+        .map(|(input, outcome)| match (&failure, outcome) {
+            (Some(message), Outcome::Issued(_)) => (
+                input,
+                Outcome::Rejected(CaError::NotStored(message.clone())),
+            ),
+            (_, outcome) => (input, outcome),
+        })
+        .collect()
 }
 
 fn mint_one(
-    config: &crate::config::Config,
+    config: &Config,
     issuers: &Issuers,
     input: &IssueInput,
-    plan: &Plan<'_>,
+    plan: &Plan,
     live: &HashMap<(String, Usage), CertificateRow>,
     options: ChunkOptions<'_>,
     now: DateTime<Utc>,
@@ -317,7 +394,7 @@ fn mint_one(
             serial: existing.serial.clone(),
         });
     }
-    let holder = plan.holder;
+    let holder = &plan.holder;
     let subject = name::natural_person(
         &config.country,
         &holder.family_name,
@@ -328,17 +405,17 @@ fn mint_one(
         field: "subject".into(),
         message: e.to_string(),
     })?;
-    let issuer = issuers.for_kind(plan.kind);
+    let issuer = issuers.for_kind(plan.kind)?;
     let row = mint(
         config,
         MintRequest {
-            profile: plan.profile,
+            profile: &plan.profile,
             subject,
             public_key: checked.public_key,
             not_before: now,
             not_after: plan.not_after,
             latest_not_after: Some(plan.not_after),
-            card: Some((&plan.card.card_number, &holder.registry_key, input.usage)),
+            card: Some((&input.card_number, &holder.registry_key, input.usage)),
             status: CertStatus::Active,
         },
         &Issuer {
@@ -357,20 +434,59 @@ fn mint_one(
 /// Issues one certificate; any refusal is an error.
 pub fn issue_one(ca: &mut Ca, input: IssueInput) -> Result<CertificateRow> {
     ca.keys.require_passphrase()?;
-    let issuers = Issuers::load(ca)?;
-    let outcome = issue_chunk(
-        ca,
-        &issuers,
-        std::slice::from_ref(&input),
-        ChunkOptions {
-            batch_id: None,
-            same_key_is_done: false,
-        },
-    )?
-    .pop()
-    .expect("one input, one outcome");
+    let card = cards::find(&mut ca.db, &input.card_number)?;
+    let kind: CardKind = card.kind.parse().map_err(|m| CaError::Field {
+        field: "kind".into(),
+        message: m,
+    })?;
+    let issuers = Issuers::load(ca, &[kind])?;
+    let options = ChunkOptions {
+        batch_id: None,
+        same_key_is_done: false,
+    };
+    let planned = plan_chunk(ca, &issuers, vec![input], &mut Claims::new())?;
+    let minted = mint_chunk(&ca.config, &issuers, planned, options);
+    let actor = ca.actor.clone();
+    let (_, outcome) = commit_chunk(&mut ca.db, &actor, minted, options)
+        .pop()
+        .expect("one input, one outcome");
     match outcome {
         Outcome::Issued(row) | Outcome::AlreadyIssued(row) => Ok(row),
         Outcome::Rejected(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(issued: &str, expires: &str) -> CardRow {
+        CardRow {
+            card_number: "ID0001".into(),
+            kind: "identity".into(),
+            holder_key: "K".into(),
+            issue_date: issued.parse().unwrap(),
+            expiry_date: expires.parse().unwrap(),
+            registered_at: chrono::NaiveDateTime::default(),
+        }
+    }
+
+    #[test]
+    fn certificates_live_three_years_from_card_issue_but_never_past_the_card() {
+        let ten_year_card = card("2026-03-15", "2036-03-14");
+        assert_eq!(
+            card_certificate_limit(&ten_year_card).to_rfc3339(),
+            "2029-03-14T23:59:59+00:00"
+        );
+        let short_card = card("2026-03-15", "2027-06-30");
+        assert_eq!(
+            card_certificate_limit(&short_card).to_rfc3339(),
+            "2027-06-30T23:59:59+00:00"
+        );
+        let leap_day = card("2024-02-29", "2034-02-28");
+        assert_eq!(
+            card_certificate_limit(&leap_day).to_rfc3339(),
+            "2027-02-27T23:59:59+00:00"
+        );
     }
 }

@@ -30,7 +30,7 @@ const GIVEN: &[&str] = &[
 /// The n-th sample identity as a JSON Lines record of a registry extract.
 /// Even numbers are nationals (town hall), odd numbers residents.
 pub fn identity_json(n: usize) -> serde_json::Value {
-    let national = n % 2 == 0;
+    let national = n.is_multiple_of(2);
     serde_json::json!({
         "registry_key": format!("MC{:08}", n + 1),
         "family_name": FAMILY[n % FAMILY.len()],
@@ -38,7 +38,7 @@ pub fn identity_json(n: usize) -> serde_json::Value {
         "birth_name": "",
         "birth_datetime": format!("{}-{:02}-{:02}T{:02}:{:02}", 1950 + n % 50, 1 + n % 12, 1 + n % 28, n % 24, n % 60),
         "birth_place": if national { "Monaco" } else { "Nice" },
-        "gender": if n % 3 == 0 { "F" } else { "M" },
+        "gender": if n.is_multiple_of(3) { "F" } else { "M" },
         "authority": if national { "town-hall" } else { "residents-section" },
         "status": "active",
         "protected_adult": false,
@@ -49,7 +49,7 @@ pub fn identity_json(n: usize) -> serde_json::Value {
 
 /// The card of the n-th sample identity, issued on `issued`, valid 10 years.
 pub fn card_json(n: usize, issued: NaiveDate) -> serde_json::Value {
-    let kind = if n % 2 == 0 {
+    let kind = if n.is_multiple_of(2) {
         CardKind::Identity
     } else {
         CardKind::Residence
@@ -67,7 +67,11 @@ pub fn card_json(n: usize, issued: NaiveDate) -> serde_json::Value {
 }
 
 pub fn card_number(n: usize) -> String {
-    format!("{}{:09}", if n % 2 == 0 { "ID" } else { "RS" }, n + 1)
+    format!(
+        "{}{:09}",
+        if n.is_multiple_of(2) { "ID" } else { "RS" },
+        n + 1
+    )
 }
 
 /// A P-256 key pair and a PEM CSR signed with it.

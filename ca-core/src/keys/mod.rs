@@ -43,6 +43,14 @@ pub enum KeyError {
     Config(#[from] crate::config::ConfigError),
 }
 
+/// `bytes` random octets from the system CSPRNG, hex-encoded (for
+/// passphrases and file-name tags).
+pub fn random_hex(bytes: usize) -> Result<String, KeyError> {
+    let mut buf = vec![0u8; bytes];
+    aws_lc_rs::rand::fill(&mut buf).map_err(|_| KeyError::Generate)?;
+    Ok(hex::encode(buf))
+}
+
 /// Signature algorithms a CA key can produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureAlgorithm {

@@ -173,6 +173,34 @@ impl WriteTx<'_> {
     }
 }
 
+/// Creates a fresh, empty schema on a PostgreSQL server and returns a URL
+/// whose connections use it (for tests and benchmarks that must not share
+/// state). `name` must be a plain identifier.
+pub fn pg_fresh_schema(base_url: &str, name: &str) -> Result<String, StorageError> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(StorageError::BadUrl(format!("schema name {name:?}")));
+    }
+    let mut c = PgConnection::establish(base_url).map_err(|e| StorageError::Connect {
+        url: redact(base_url),
+        message: e.to_string(),
+    })?;
+    c.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name};"
+    ))?;
+    let sep = if base_url.contains('?') { '&' } else { '?' };
+    Ok(format!("{base_url}{sep}options=-csearch_path%3D{name}"))
+}
+
+/// Drops a schema made by [`pg_fresh_schema`].
+pub fn pg_drop_schema(base_url: &str, name: &str) -> Result<(), StorageError> {
+    let mut c = PgConnection::establish(base_url).map_err(|e| StorageError::Connect {
+        url: redact(base_url),
+        message: e.to_string(),
+    })?;
+    c.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))?;
+    Ok(())
+}
+
 /// Hides a password in a database URL for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {

@@ -172,7 +172,7 @@ mod tests {
             values_of(&n, oids::AT_COMMON_NAME),
             vec!["Jeanne Marie Grimaldi"]
         );
-        assert_eq!(n.to_string(), "CN=Jeanne Marie Grimaldi,serialNumber=PNOMC-A12345,givenName=Jeanne Marie,SN=Grimaldi,C=MC");
+        assert_eq!(n.to_string(), "CN=Jeanne Marie Grimaldi,SERIALNUMBER=PNOMC-A12345,GIVENNAME=Jeanne Marie,SN=Grimaldi,C=MC");
     }
 
     #[test]

@@ -17,7 +17,7 @@ CREATE TABLE audit_log (
     subject TEXT NOT NULL,
     details TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL UNIQUE
+    hash TEXT NOT NULL
 );
 
 -- The audit log is append-only: the application never updates or deletes a
@@ -72,6 +72,8 @@ CREATE TABLE authorities (
     created_at TIMESTAMP NOT NULL
 );
 
+-- The serial is the primary key: unique across all issuers, so a fortiori
+-- unique per issuer, and never reused.
 CREATE TABLE certificates (
     serial TEXT PRIMARY KEY,
     issuer TEXT NOT NULL REFERENCES authorities (name) DEFERRABLE INITIALLY DEFERRED,
@@ -87,7 +89,6 @@ CREATE TABLE certificates (
     public_key_sha256 TEXT NOT NULL,
     der BYTEA NOT NULL,
     issued_at TIMESTAMP NOT NULL,
-    UNIQUE (issuer, serial),
     CHECK (not_after > not_before),
     CHECK ((kind = 'end-entity') = (usage IS NOT NULL AND card_number IS NOT NULL AND holder_key IS NOT NULL))
 );

@@ -1,0 +1,36 @@
+# The two commands of the README, and the rest of the routine.
+#   make demo   run the system on its embedded default (SQLite under ./pki-data)
+#   make test   run every test (SQLite always; PostgreSQL at 127.0.0.1:5432 when reachable, always in CI)
+
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+export PKI_TEST_POSTGRES_URL ?= $(PG_URL)
+
+.PHONY: demo test test-tools postgres-check build lint fmt bench clean-demo
+
+demo:
+	cargo run -q -p admin-cli --bin pki-admin -- demo
+
+test: test-tools build postgres-check
+	cargo test --workspace
+
+build:
+	cargo build --workspace --bins
+
+test-tools:
+	./scripts/setup-test-tools.sh
+
+postgres-check:
+	@./scripts/postgres-check.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+bench:
+	cargo run --release -p bench --bin issuance-bench -- $(BENCH_ARGS)
+
+clean-demo:
+	rm -rf pki-data
