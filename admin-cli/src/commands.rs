@@ -6,6 +6,7 @@ use ca_core::batch::EntryResult;
 use ca_core::domain::{CardKind, Usage};
 use ca_core::input::{parse_date, Format};
 use ca_core::issuance::{IssueInput, Outcome};
+use ca_core::revocation::{self, Change, Target};
 use ca_core::x509::cert_pem;
 use ca_core::{authority, cards, certificates, hierarchy, issuance, registry, Ca};
 use clap::{Args, Subcommand};
@@ -123,6 +124,49 @@ pub struct BatchArgs {
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false, id = "target")]
+pub struct TargetArgs {
+    /// One certificate, by serial (hex).
+    #[arg(long, group = "target")]
+    serial: Option<String>,
+    /// Every live certificate of this card.
+    #[arg(long, group = "target")]
+    card: Option<String>,
+}
+
+impl TargetArgs {
+    fn target(&self) -> Target {
+        match (&self.serial, &self.card) {
+            (Some(s), _) => Target::Serial(s.clone()),
+            (None, Some(c)) => Target::Card(c.clone()),
+            (None, None) => unreachable!("clap requires one of --serial, --card"),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// keyCompromise, cACompromise, affiliationChanged, superseded,
+    /// cessationOfOperation, privilegeWithdrawn, or unspecified (no reason code).
+    #[arg(long)]
+    reason: String,
+    /// Since when the key is known to be unusable: YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC).
+    #[arg(long)]
+    invalidity_date: Option<String>,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// For a suspension: since when the key is known to be unusable (UTC).
+    #[arg(long)]
+    invalidity_date: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -411,6 +455,62 @@ pub fn issue_batch(ca: &mut Ca, args: BatchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn parse_invalidity(arg: Option<&str>) -> anyhow::Result<Option<chrono::NaiveDateTime>> {
+    arg.map(|s| {
+        revocation::parse_invalidity(s).map_err(|m| anyhow::anyhow!("--invalidity-date: {m}"))
+    })
+    .transpose()
+}
+
+fn report_changes(rows: &[ca_core::storage::models::CertificateRow], verb: &str) {
+    for r in rows {
+        println!(
+            "{verb} {} ({} {} of card {}): now {}{}",
+            r.serial,
+            r.issuer,
+            r.usage.as_deref().unwrap_or(&r.kind),
+            r.card_number.as_deref().unwrap_or("-"),
+            r.status,
+            r.revocation_reason
+                .as_deref()
+                .map(|x| format!(", reason {x}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+pub fn revoke(ca: &mut Ca, args: RevokeArgs) -> anyhow::Result<ExitCode> {
+    let reason = match args.reason.as_str() {
+        "unspecified" => None,
+        other => {
+            Some(revocation::Reason::parse(other).map_err(|m| anyhow::anyhow!("--reason: {m}"))?)
+        }
+    };
+    let invalidity = parse_invalidity(args.invalidity_date.as_deref())?;
+    let rows = revocation::apply(
+        ca,
+        &args.target.target(),
+        Change::Revoke(reason),
+        invalidity,
+    )?;
+    report_changes(&rows, "revoked");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn change_status(ca: &mut Ca, args: StatusArgs, change: Change) -> anyhow::Result<ExitCode> {
+    let invalidity = parse_invalidity(args.invalidity_date.as_deref())?;
+    let rows = revocation::apply(ca, &args.target.target(), change, invalidity)?;
+    report_changes(
+        &rows,
+        if change == Change::Resume {
+            "resumed"
+        } else {
+            "suspended"
+        },
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn cert(ca: &mut Ca, command: CertCommand) -> anyhow::Result<ExitCode> {

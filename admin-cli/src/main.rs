@@ -52,6 +52,12 @@ enum Command {
     Issue(commands::IssueArgs),
     /// Issue a bureau batch (JSON Lines manifest); resumable.
     IssueBatch(commands::BatchArgs),
+    /// Revoke certificates (final), by serial or every live certificate of a card.
+    Revoke(commands::RevokeArgs),
+    /// Suspend certificates (certificateHold), by serial or card.
+    Suspend(commands::StatusArgs),
+    /// Resume suspended certificates, by serial or card.
+    Resume(commands::StatusArgs),
     /// Certificates.
     Cert {
         #[command(subcommand)]
@@ -100,6 +106,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Card { command } => commands::card(&mut ca, command),
         Command::Issue(args) => commands::issue(&mut ca, args),
         Command::IssueBatch(args) => commands::issue_batch(&mut ca, args),
+        Command::Revoke(args) => commands::revoke(&mut ca, args),
+        Command::Suspend(args) => {
+            commands::change_status(&mut ca, args, ca_core::revocation::Change::Suspend)
+        }
+        Command::Resume(args) => {
+            commands::change_status(&mut ca, args, ca_core::revocation::Change::Resume)
+        }
         Command::Cert { command } => commands::cert(&mut ca, command),
         Command::Audit { command } => commands::audit(&mut ca, command),
         Command::Demo(_) => unreachable!("handled above"),

@@ -25,13 +25,28 @@ pub fn cert_json(row: &CertificateRow) -> Value {
         "not_before": time(&row.not_before),
         "not_after": time(&row.not_after),
         "issued_at": time(&row.issued_at),
+        "revoked_at": row.revoked_at.as_ref().map(time),
+        "revocation_reason": row.revocation_reason,
+        "invalidity_date": row.invalidity_date.as_ref().map(time),
         "certificate_pem": cert_pem(&row.der),
     })
 }
 
 /// A certificate as a few lines of text.
 pub fn cert_text(row: &CertificateRow) -> String {
-    format!(
+    let revocation = match (&row.revoked_at, &row.revocation_reason) {
+        (Some(at), reason) => format!(
+            "since:      {} (reason {}{})\n",
+            time(at),
+            reason.as_deref().unwrap_or("unspecified"),
+            row.invalidity_date
+                .as_ref()
+                .map(|d| format!(", key unusable since {}", time(d)))
+                .unwrap_or_default()
+        ),
+        (None, _) => String::new(),
+    };
+    let body = format!(
         "serial:     {}\nissuer:     {}\nprofile:    {}\nusage:      {}\ncard:       {}\nholder:     {}\nsubject:    {}\nstatus:     {}\nvalid:      {} .. {}\n",
         row.serial,
         row.issuer,
@@ -43,7 +58,8 @@ pub fn cert_text(row: &CertificateRow) -> String {
         row.status,
         time(&row.not_before),
         time(&row.not_after),
-    )
+    );
+    body + &revocation
 }
 
 pub fn print_json(v: &Value) {

@@ -94,6 +94,12 @@ pub enum CaError {
     },
     #[error("pre-issuance lint refused the certificate: {}", .0.join("; "))]
     Lint(Vec<String>),
+    #[error("certificate {serial} is {status}: cannot {change} it")]
+    Transition {
+        serial: String,
+        status: crate::domain::CertStatus,
+        change: String,
+    },
     #[error("not stored: the chunk's transaction failed ({0}); run the batch again to retry")]
     NotStored(String),
     #[error("the manifest line is a duplicate of line {0} (same card and usage)")]

@@ -28,4 +28,5 @@ pub mod certificates;
 pub mod hierarchy;
 pub mod issuance;
 pub mod mint;
+pub mod revocation;
 pub mod sample;

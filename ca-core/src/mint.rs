@@ -118,5 +118,8 @@ pub fn mint(
         public_key_sha256: crate::x509::sha256_hex(&spki_der),
         der,
         issued_at: db_time(issued_at),
+        revoked_at: None,
+        revocation_reason: None,
+        invalidity_date: None,
     })
 }

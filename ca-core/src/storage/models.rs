@@ -68,6 +68,9 @@ pub struct CertificateRow {
     pub public_key_sha256: String,
     pub der: Vec<u8>,
     pub issued_at: NaiveDateTime,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub revocation_reason: Option<String>,
+    pub invalidity_date: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -82,6 +82,9 @@ diesel::table! {
         public_key_sha256 -> Text,
         der -> Binary,
         issued_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        revocation_reason -> Nullable<Text>,
+        invalidity_date -> Nullable<Timestamp>,
     }
 }
 

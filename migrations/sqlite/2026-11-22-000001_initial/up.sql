@@ -90,7 +90,17 @@ CREATE TABLE certificates (
     public_key_sha256 TEXT NOT NULL,
     der BLOB NOT NULL,
     issued_at TIMESTAMP NOT NULL,
+    -- When the certificate was revoked or suspended, why (RFC 5280 CRLReason
+    -- name; NULL = no reason code, e.g. a holder's request) and since when
+    -- the key is known to be unusable (invalidityDate).
+    revoked_at TIMESTAMP,
+    revocation_reason TEXT CHECK (revocation_reason IN ('keyCompromise', 'cACompromise', 'affiliationChanged',
+        'superseded', 'cessationOfOperation', 'certificateHold', 'privilegeWithdrawn')),
+    invalidity_date TIMESTAMP,
     CHECK (not_after > not_before),
+    CHECK ((status IN ('revoked', 'suspended')) = (revoked_at IS NOT NULL)),
+    CHECK (status IN ('revoked', 'suspended') OR (revocation_reason IS NULL AND invalidity_date IS NULL)),
+    CHECK ((status = 'suspended') = (revocation_reason IS NOT NULL AND revocation_reason = 'certificateHold')),
     CHECK ((kind = 'end-entity') = (usage IS NOT NULL AND card_number IS NOT NULL AND holder_key IS NOT NULL))
 );
 -- One live certificate per card and usage.

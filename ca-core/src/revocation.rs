@@ -1,0 +1,282 @@
+//! Status changes of certificates: revocation (final), suspension
+//! (certificateHold) and resumption, by serial or for every live
+//! certificate of a card. Each change is one audited transaction; the audit
+//! records double as the change feed that the OCSP responder and the CRL
+//! publisher follow ([`changes_since`]).
+
+use crate::ca::Ca;
+use crate::domain::CertStatus;
+use crate::error::{CaError, Result};
+use crate::storage::models::CertificateRow;
+use crate::storage::schema::{audit_head, audit_log, certificates};
+use crate::storage::{db_time, Db, StorageError};
+use crate::with_conn;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// RFC 5280 CRLReason values this CA writes. `unspecified` is never written:
+/// a revocation without a stated reason carries no reason code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Reason {
+    KeyCompromise,
+    #[serde(rename = "cACompromise")]
+    CaCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+    CertificateHold,
+    PrivilegeWithdrawn,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 7] = [
+        Reason::KeyCompromise,
+        Reason::CaCompromise,
+        Reason::AffiliationChanged,
+        Reason::Superseded,
+        Reason::CessationOfOperation,
+        Reason::CertificateHold,
+        Reason::PrivilegeWithdrawn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::KeyCompromise => "keyCompromise",
+            Reason::CaCompromise => "cACompromise",
+            Reason::AffiliationChanged => "affiliationChanged",
+            Reason::Superseded => "superseded",
+            Reason::CessationOfOperation => "cessationOfOperation",
+            Reason::CertificateHold => "certificateHold",
+            Reason::PrivilegeWithdrawn => "privilegeWithdrawn",
+        }
+    }
+
+    /// The CRLReason code (RFC 5280 §5.3.1).
+    pub fn code(self) -> u8 {
+        match self {
+            Reason::KeyCompromise => 1,
+            Reason::CaCompromise => 2,
+            Reason::AffiliationChanged => 3,
+            Reason::Superseded => 4,
+            Reason::CessationOfOperation => 5,
+            Reason::CertificateHold => 6,
+            Reason::PrivilegeWithdrawn => 9,
+        }
+    }
+
+    pub fn parse(s: &str) -> std::result::Result<Reason, String> {
+        Reason::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "{s:?} is not a revocation reason (one of: {}, or unspecified)",
+                    Reason::ALL.map(|r| r.as_str()).join(", ")
+                )
+            })
+    }
+}
+
+/// What to change.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Serial(String),
+    /// Every live certificate of a card.
+    Card(String),
+}
+
+/// The status change to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Final. `None` = no reason code.
+    Revoke(Option<Reason>),
+    Suspend,
+    Resume,
+}
+
+impl Change {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Change::Revoke(_) => "revoke",
+            Change::Suspend => "suspend",
+            Change::Resume => "resume",
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Change::Revoke(_) => "certificate.revoke",
+            Change::Suspend => "certificate.suspend",
+            Change::Resume => "certificate.resume",
+        }
+    }
+}
+
+fn check_transition(row: &CertificateRow, change: Change) -> Result<CertStatus> {
+    let from: CertStatus = row.status.parse().map_err(|m| CaError::Field {
+        field: "status".into(),
+        message: m,
+    })?;
+    let to = match (from, change) {
+        (
+            CertStatus::Hold | CertStatus::Active | CertStatus::Suspended,
+            Change::Revoke(Some(Reason::CertificateHold)),
+        ) => {
+            return Err(CaError::Field {
+                field: "reason".into(),
+                message: "certificateHold is a suspension: use suspend".into(),
+            })
+        }
+        (CertStatus::Hold | CertStatus::Active | CertStatus::Suspended, Change::Revoke(_)) => {
+            CertStatus::Revoked
+        }
+        (CertStatus::Active, Change::Suspend) => CertStatus::Suspended,
+        (CertStatus::Suspended, Change::Resume) => CertStatus::Active,
+        _ => {
+            return Err(CaError::Transition {
+                serial: row.serial.clone(),
+                status: from,
+                change: change.verb().to_string(),
+            })
+        }
+    };
+    Ok(to)
+}
+
+/// Applies a change; returns the changed certificates. All or nothing.
+pub fn apply(
+    ca: &mut Ca,
+    target: &Target,
+    change: Change,
+    invalidity: Option<NaiveDateTime>,
+) -> Result<Vec<CertificateRow>> {
+    let now = ca.clock.now();
+    let at = db_time(now);
+    if let Some(inv) = invalidity {
+        if inv > at {
+            return Err(CaError::Field {
+                field: "invalidity date".into(),
+                message: format!("{inv} is in the future"),
+            });
+        }
+        if !matches!(change, Change::Revoke(_) | Change::Suspend) {
+            return Err(CaError::Field {
+                field: "invalidity date".into(),
+                message: "only a revocation or suspension has one".into(),
+            });
+        }
+    }
+    let actor = ca.actor.clone();
+    ca.db.write(&actor, now, |tx| {
+        let rows: Vec<CertificateRow> = match target {
+            Target::Serial(serial) => vec![crate::certificates::find(tx.db, serial)?],
+            Target::Card(card) => {
+                crate::cards::find(tx.db, card)?;
+                let rows = crate::certificates::list(tx.db, Some(card), i64::MAX)?;
+                let wanted: Vec<CertificateRow> = rows
+                    .into_iter()
+                    .filter(|r| check_transition(r, change).is_ok())
+                    .collect();
+                if wanted.is_empty() {
+                    return Err(CaError::Field {
+                        field: "card".into(),
+                        message: format!("card {card} has no certificate to {}", change.verb()),
+                    });
+                }
+                wanted
+            }
+        };
+        let mut changed = Vec::with_capacity(rows.len());
+        for mut row in rows {
+            let to = check_transition(&row, change)?;
+            let (revoked_at, reason) = match change {
+                Change::Revoke(reason) => (Some(at), reason),
+                Change::Suspend => (Some(at), Some(Reason::CertificateHold)),
+                Change::Resume => (None, None),
+            };
+            let invalidity_date = if to == CertStatus::Active { None } else { invalidity.or(row.invalidity_date) };
+            with_conn!(tx.db, c => diesel::update(certificates::table.find(&row.serial))
+                .set((
+                    certificates::status.eq(to.as_str()),
+                    certificates::revoked_at.eq(revoked_at),
+                    certificates::revocation_reason.eq(reason.map(Reason::as_str)),
+                    certificates::invalidity_date.eq(invalidity_date),
+                ))
+                .execute(c))
+            .map_err(StorageError::from)?;
+            tx.audit(
+                change.action(),
+                &row.serial,
+                serde_json::json!({"from": row.status, "to": to, "reason": reason.map(Reason::as_str),
+                                   "invalidity_date": invalidity_date, "card": row.card_number, "issuer": row.issuer}),
+            );
+            row.status = to.as_str().to_string();
+            row.revoked_at = revoked_at;
+            row.revocation_reason = reason.map(|r| r.as_str().to_string());
+            row.invalidity_date = invalidity_date;
+            changed.push(row);
+        }
+        Ok(changed)
+    })
+}
+
+/// The audit actions that change what status services publish.
+pub const STATUS_ACTIONS: &[&str] = &[
+    "certificate.issue",
+    "certificate.revoke",
+    "certificate.suspend",
+    "certificate.resume",
+    "ca.create",
+    "ocsp-responder.create",
+];
+
+/// The current position of the change feed (the audit chain's head).
+pub fn feed_position(db: &mut Db) -> Result<i64> {
+    Ok(
+        with_conn!(db, c => audit_head::table.find(1).select(audit_head::seq).first(c))
+            .map_err(StorageError::from)?,
+    )
+}
+
+/// Serials whose status may have changed after `position`, and the new
+/// position. Writers are serialised, so audit sequence numbers are
+/// assigned in commit order and a reader never skips a change.
+pub fn changes_since(db: &mut Db, position: i64, limit: i64) -> Result<(Vec<String>, i64)> {
+    let rows: Vec<(i64, String, String)> = with_conn!(db, c => audit_log::table
+        .filter(audit_log::seq.gt(position))
+        .order(audit_log::seq)
+        .limit(limit)
+        .select((audit_log::seq, audit_log::action, audit_log::subject))
+        .load(c))
+    .map_err(StorageError::from)?;
+    let next = rows.last().map_or(position, |r| r.0);
+    let serials = rows
+        .into_iter()
+        .filter(|(_, action, _)| action.starts_with("certificate."))
+        .map(|(_, _, subject)| subject)
+        .collect();
+    Ok((serials, next))
+}
+
+/// Parses an invalidity date: `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS]` (UTC).
+pub fn parse_invalidity(s: &str) -> std::result::Result<NaiveDateTime, String> {
+    crate::input::parse_birth_datetime(s)
+        .or_else(|_| crate::input::parse_date(s).map(|d| d.and_time(chrono::NaiveTime::MIN)))
+        .map_err(|_| {
+            format!("{s:?} is not a date (YYYY-MM-DD) or date and time (YYYY-MM-DDTHH:MM) in UTC")
+        })
+}
+
+/// The time the status services show as the revocation time of a row:
+/// its revocation or suspension time; for a certificate on hold pending
+/// activation, its issuance.
+pub fn revocation_time(row: &CertificateRow) -> Option<DateTime<Utc>> {
+    match row.status.as_str() {
+        "revoked" | "suspended" => row.revoked_at.map(|t| t.and_utc()),
+        "hold" => Some(row.issued_at.and_utc()),
+        _ => None,
+    }
+}
