@@ -25,6 +25,19 @@ pub enum CaCommand {
 }
 
 #[derive(Subcommand)]
+pub enum OcspCommand {
+    /// Issue new responder certificates; the old ones stay valid until they expire.
+    Rotate {
+        /// Only this authority (default: every authority).
+        #[arg(long)]
+        authority: Option<String>,
+        /// Only responders whose newest certificate expires within this many days.
+        #[arg(long)]
+        if_expiring_within: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum RegistryCommand {
     /// Import identities from a registry extract (CSV or JSON Lines); all or nothing.
     Import {
@@ -255,6 +268,36 @@ pub fn ca(ca: &mut Ca, command: CaCommand) -> anyhow::Result<ExitCode> {
                 v["ocsp_responder"]["not_after"].as_str().unwrap_or("-"),
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn ocsp(ca: &mut Ca, command: OcspCommand) -> anyhow::Result<ExitCode> {
+    let OcspCommand::Rotate {
+        authority: only,
+        if_expiring_within,
+    } = command;
+    let names: Vec<String> = match only {
+        Some(name) => vec![authority::find(&mut ca.db, &name)?.name],
+        None => authority::list(&mut ca.db)?
+            .into_iter()
+            .map(|a| a.name)
+            .collect(),
+    };
+    let now = ca.clock.now();
+    for name in names {
+        if let Some(days) = if_expiring_within {
+            let current = authority::current_responder(&mut ca.db, &name)?;
+            if current.is_some_and(|r| r.not_after.and_utc() > now + chrono::Duration::days(days)) {
+                println!("{name}: responder certificate valid beyond {days} days, kept");
+                continue;
+            }
+        }
+        let created = hierarchy::rotate_responder(ca, &name)?;
+        println!(
+            "{}: new responder certificate {} until {}",
+            name, created.serial, created.not_after
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use crate::commands::entry_json;
 use anyhow::Context;
 use ca_core::batch;
 use ca_core::clock::Clock;
-use ca_core::config::Config;
+use ca_core::config::{Config, KeyPurpose};
 use ca_core::input::Format;
 use ca_core::x509::cert_pem;
 use ca_core::{authority, cards, certificates, hierarchy, registry, sample, Ca};
@@ -23,23 +23,32 @@ pub struct DemoArgs {
     holders: usize,
 }
 
-/// The demo keeps its CA passphrase in a file of the data directory when
-/// none is configured: convenient for a try-out, never for production.
-fn ensure_passphrase(config: &mut Config) -> anyhow::Result<()> {
-    if config.passphrase().is_ok() {
-        return Ok(());
+/// The demo keeps its key passphrases in files of the data directory when
+/// none are configured: convenient for a try-out, never for production.
+fn ensure_passphrases(config: &mut Config) -> anyhow::Result<()> {
+    for purpose in [KeyPurpose::Ca, KeyPurpose::OcspResponder] {
+        if config.passphrase(purpose).is_ok() {
+            continue;
+        }
+        let (name, what) = match purpose {
+            KeyPurpose::Ca => ("demo-ca-passphrase", "CA key passphrase"),
+            KeyPurpose::OcspResponder => ("demo-ocsp-passphrase", "OCSP responder key passphrase"),
+        };
+        let path = config.data_dir.join(name);
+        if !path.exists() {
+            std::fs::create_dir_all(&config.data_dir)?;
+            let passphrase = ca_core::keys::random_hex(18)?;
+            std::fs::write(&path, format!("{passphrase}\n"))?;
+            eprintln!(
+                "demo: no {what} configured; generated one in {} (demo only)",
+                path.display()
+            );
+        }
+        match purpose {
+            KeyPurpose::Ca => config.keys.passphrase_file = Some(path),
+            KeyPurpose::OcspResponder => config.keys.ocsp_passphrase_file = Some(path),
+        }
     }
-    let path = config.data_dir.join("demo-passphrase");
-    if !path.exists() {
-        std::fs::create_dir_all(&config.data_dir)?;
-        let passphrase = ca_core::keys::random_hex(18)?;
-        std::fs::write(&path, format!("{passphrase}\n"))?;
-        eprintln!(
-            "demo: no CA passphrase configured; generated one in {} (demo only)",
-            path.display()
-        );
-    }
-    config.keys.passphrase_file = Some(path);
     Ok(())
 }
 
@@ -49,7 +58,7 @@ pub fn run(
     actor: &str,
     args: &DemoArgs,
 ) -> anyhow::Result<ExitCode> {
-    ensure_passphrase(&mut config)?;
+    ensure_passphrases(&mut config)?;
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)?;
     let today = clock.now().date_naive();

@@ -38,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         command: commands::CaCommand,
     },
+    /// OCSP responder certificates.
+    Ocsp {
+        #[command(subcommand)]
+        command: commands::OcspCommand,
+    },
     /// Identities of the national registry.
     Registry {
         #[command(subcommand)]
@@ -102,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init => commands::init(&mut ca),
         Command::Ca { command } => commands::ca(&mut ca, command),
+        Command::Ocsp { command } => commands::ocsp(&mut ca, command),
         Command::Registry { command } => commands::registry(&mut ca, command),
         Command::Card { command } => commands::card(&mut ca, command),
         Command::Issue(args) => commands::issue(&mut ca, args),

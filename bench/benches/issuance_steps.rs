@@ -15,7 +15,8 @@ use der::{Decode, Encode};
 
 fn steps(c: &mut Criterion) {
     let config = Config::default();
-    let policy = Policy::from_toml(ca_core::policy::EMBEDDED_PROFILES, &config.policy_oid_arc).unwrap();
+    let policy =
+        Policy::from_toml(ca_core::policy::EMBEDDED_PROFILES, &config.policy_oid_arc).unwrap();
     let profile = policy.profile_for_usage(Usage::Sign).unwrap();
     let (ca_key, _) = SoftwareKey::generate(SignatureAlgorithm::EcdsaP384Sha384).unwrap();
     let ca_name = name::authority("MC", "Example", "Bench CA").unwrap();
@@ -34,8 +35,12 @@ fn steps(c: &mut Criterion) {
     };
     let message = vec![0x5au8; 1024];
 
-    c.bench_function("p384_sign_1KiB", |b| b.iter(|| ca_key.sign(&message).unwrap()));
-    c.bench_function("csr_check_p256", |b| b.iter(|| csr::check(csr_pem.as_bytes()).unwrap()));
+    c.bench_function("p384_sign_1KiB", |b| {
+        b.iter(|| ca_key.sign(&message).unwrap())
+    });
+    c.bench_function("csr_check_p256", |b| {
+        b.iter(|| csr::check(csr_pem.as_bytes()).unwrap())
+    });
     let checked = csr::check(csr_pem.as_bytes()).unwrap();
     c.bench_function("mint_card_sign_certificate", |b| {
         b.iter(|| {

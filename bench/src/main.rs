@@ -113,6 +113,7 @@ fn bench_backend(
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     std::env::set_var("PKI_CA_PASSPHRASE", "benchmark passphrase");
+    std::env::set_var("PKI_OCSP_PASSPHRASE", "benchmark responder passphrase");
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

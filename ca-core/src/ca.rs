@@ -2,7 +2,7 @@
 //! store and the database, opened together once per command or service.
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, KeyPurpose};
 use crate::error::Result;
 use crate::keys::KeyStore;
 use crate::policy::{Policy, EMBEDDED_PROFILES};
@@ -13,7 +13,10 @@ pub struct Ca {
     pub config: Config,
     pub policy: Policy,
     pub clock: Arc<dyn Clock>,
+    /// CA keys.
     pub keys: KeyStore,
+    /// OCSP responder keys (only to create or rotate responder certificates).
+    pub responder_keys: KeyStore,
     pub db: Db,
     /// Who is acting, as recorded in the audit log.
     pub actor: String,
@@ -24,12 +27,14 @@ impl Ca {
     pub fn open(config: Config, clock: Arc<dyn Clock>, actor: &str) -> Result<Self> {
         let policy = load_policy(&config)?;
         let db = Db::connect(&config.database_url())?;
-        let keys = KeyStore::new(&config);
+        let keys = KeyStore::new(&config, KeyPurpose::Ca);
+        let responder_keys = KeyStore::new(&config, KeyPurpose::OcspResponder);
         Ok(Self {
             config,
             policy,
             clock,
             keys,
+            responder_keys,
             db,
             actor: actor.to_string(),
         })

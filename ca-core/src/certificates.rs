@@ -79,6 +79,25 @@ pub fn list(db: &mut Db, card: Option<&str>, limit: i64) -> Result<Vec<Certifica
     Ok(rows)
 }
 
+/// Certificates of one issuer in serial order, after `after` (keyset
+/// pagination: constant cost per page whatever the population).
+pub fn page_for_issuer(
+    db: &mut Db,
+    issuer: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<CertificateRow>> {
+    let rows = with_conn!(db, c => certificates::table
+        .filter(certificates::issuer.eq(issuer))
+        .filter(certificates::serial.gt(after))
+        .order(certificates::serial)
+        .limit(limit)
+        .select(CertificateRow::as_select())
+        .load(c))
+    .map_err(StorageError::from)?;
+    Ok(rows)
+}
+
 /// Inserts certificates (inside a write transaction).
 pub fn insert(db: &mut Db, rows: &[CertificateRow]) -> Result<()> {
     for chunk in rows.chunks(400) {

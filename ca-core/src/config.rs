@@ -18,9 +18,13 @@ pub enum ConfigError {
     #[error("invalid configuration: {0}")]
     Invalid(String),
     #[error(
-        "no CA key passphrase: set the environment variable {env} or keys.passphrase_file in the config"
+        "no {what} passphrase: set the environment variable {env} or keys.{file_key} in the config"
     )]
-    MissingPassphrase { env: String },
+    MissingPassphrase {
+        what: &'static str,
+        env: String,
+        file_key: &'static str,
+    },
     #[error("cannot read passphrase file {path}: {source}")]
     PassphraseFile {
         path: PathBuf,
@@ -65,16 +69,35 @@ pub struct Urls {
     pub pds: String,
 }
 
-/// Where CA keys live and how they are unlocked.
+/// Where keys live and how they are unlocked. CA keys and OCSP responder
+/// keys are kept apart (directories and passphrases), so that a responder
+/// host receives responder keys only.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Keys {
-    /// `software` (encrypted PKCS#8 under `<data_dir>/keys`).
+    /// `software` (encrypted PKCS#8 files).
     pub backend: String,
-    /// Environment variable holding the passphrase.
+    /// Environment variable holding the CA keys' passphrase.
     pub passphrase_env: String,
-    /// Or a file whose first line is the passphrase.
+    /// Or a file whose first line is the CA keys' passphrase.
     pub passphrase_file: Option<PathBuf>,
+    /// Directory of the CA keys (default `<data_dir>/keys/ca`).
+    pub ca_dir: Option<PathBuf>,
+    /// Environment variable holding the OCSP responder keys' passphrase.
+    pub ocsp_passphrase_env: String,
+    /// Or a file whose first line is the OCSP responder keys' passphrase.
+    pub ocsp_passphrase_file: Option<PathBuf>,
+    /// Directory of the OCSP responder keys (default `<data_dir>/keys/ocsp`).
+    pub ocsp_dir: Option<PathBuf>,
+}
+
+/// Which family of keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPurpose {
+    /// Root and issuing CA keys: sign certificates and CRLs.
+    Ca,
+    /// Delegated OCSP responder keys: sign OCSP responses only.
+    OcspResponder,
 }
 
 /// Batch issuance tuning.
@@ -119,6 +142,10 @@ impl Default for Keys {
             backend: "software".into(),
             passphrase_env: "PKI_CA_PASSPHRASE".into(),
             passphrase_file: None,
+            ca_dir: None,
+            ocsp_passphrase_env: "PKI_OCSP_PASSPHRASE".into(),
+            ocsp_passphrase_file: None,
+            ocsp_dir: None,
         }
     }
 }
@@ -146,8 +173,15 @@ impl Config {
         if let Some(p) = &config.profiles_file {
             config.profiles_file = Some(base.join(p));
         }
-        if let Some(p) = &config.keys.passphrase_file {
-            config.keys.passphrase_file = Some(base.join(p));
+        for p in [
+            &mut config.keys.passphrase_file,
+            &mut config.keys.ocsp_passphrase_file,
+            &mut config.keys.ca_dir,
+            &mut config.keys.ocsp_dir,
+        ] {
+            if let Some(path) = p.as_mut() {
+                *path = base.join(&*path);
+            }
         }
         config.validate()?;
         Ok(config)
@@ -202,19 +236,39 @@ impl Config {
         }
     }
 
-    /// Directory of the encrypted software keys.
-    pub fn key_dir(&self) -> PathBuf {
-        self.data_dir.join("keys")
+    /// Directory of a family of encrypted software keys.
+    pub fn key_dir(&self, purpose: KeyPurpose) -> PathBuf {
+        let (configured, default) = match purpose {
+            KeyPurpose::Ca => (&self.keys.ca_dir, "ca"),
+            KeyPurpose::OcspResponder => (&self.keys.ocsp_dir, "ocsp"),
+        };
+        configured
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys").join(default))
     }
 
-    /// The CA key passphrase, from the environment or the passphrase file.
-    pub fn passphrase(&self) -> Result<String, ConfigError> {
-        if let Ok(p) = std::env::var(&self.keys.passphrase_env) {
+    /// The passphrase of a family of keys, from the environment or a file.
+    pub fn passphrase(&self, purpose: KeyPurpose) -> Result<String, ConfigError> {
+        let (env, file, what, file_key) = match purpose {
+            KeyPurpose::Ca => (
+                &self.keys.passphrase_env,
+                &self.keys.passphrase_file,
+                "CA key",
+                "passphrase_file",
+            ),
+            KeyPurpose::OcspResponder => (
+                &self.keys.ocsp_passphrase_env,
+                &self.keys.ocsp_passphrase_file,
+                "OCSP responder key",
+                "ocsp_passphrase_file",
+            ),
+        };
+        if let Ok(p) = std::env::var(env) {
             if !p.is_empty() {
                 return Ok(p);
             }
         }
-        if let Some(path) = &self.keys.passphrase_file {
+        if let Some(path) = file {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::PassphraseFile {
                     path: path.clone(),
@@ -226,7 +280,9 @@ impl Config {
             }
         }
         Err(ConfigError::MissingPassphrase {
-            env: self.keys.passphrase_env.clone(),
+            what,
+            env: env.clone(),
+            file_key,
         })
     }
 }

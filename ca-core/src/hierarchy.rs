@@ -169,7 +169,7 @@ pub fn create_responder(
     let profile = ca.policy.responder_profile();
     let alg = signature_algorithm(profile)?;
     let (key_ref, signer) = ca
-        .keys
+        .responder_keys
         .generate(&key_file_name(&format!("ocsp-{}", issuer.ca_name))?, alg)?;
     let subject = name::authority(
         &ca.config.country,
@@ -215,6 +215,7 @@ pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
         return Err(CaError::AlreadyInitialised(names.join(", ")));
     }
     ca.keys.require_passphrase()?;
+    ca.responder_keys.require_passphrase()?;
     let now = ca.clock.now().trunc_subsecs(0);
     let defs = ca
         .policy
@@ -303,6 +304,50 @@ pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
                                    "not_after": row.not_after.and_utc().to_rfc3339()}),
             );
         }
+        Ok::<_, CaError>(())
+    })?;
+    Ok(created)
+}
+
+/// Issues a new OCSP responder certificate (and key) for an authority. The
+/// old one stays valid until it expires, so responders switch without a
+/// gap; they follow the change feed and sign with the newest one.
+pub fn rotate_responder(ca: &mut Ca, authority_name: &str) -> Result<Created> {
+    ca.responder_keys.require_passphrase()?;
+    let now = ca.clock.now().trunc_subsecs(0);
+    let common_name = ca
+        .policy
+        .authority(authority_name)
+        .map(|d| d.common_name.clone())
+        .ok_or(CaError::NotInitialised)?;
+    let authority = authority::load_row(ca, authority_name)?.open(&ca.keys)?;
+    let issuer = Issuer {
+        subject: &authority.subject,
+        subject_der: &authority.row.subject_der,
+        key_id: &authority.row.key_id,
+        ca_name: &authority.row.name,
+        signer: authority.signer.as_ref(),
+        not_after: Some(authority.not_after),
+    };
+    let (cert, row) = create_responder(ca, &issuer, &common_name, now)?;
+    let created = Created {
+        name: format!("{authority_name} OCSP responder"),
+        profile: cert.profile.clone(),
+        serial: cert.serial.clone(),
+        subject: cert.subject.clone(),
+        not_after: row.not_after.and_utc().to_rfc3339(),
+    };
+    let actor = ca.actor.clone();
+    ca.db.write(&actor, now, |tx| {
+        crate::certificates::insert(tx.db, std::slice::from_ref(&cert))?;
+        with_conn!(tx.db, c => diesel::insert_into(ocsp_responders::table).values(&row).execute(c))
+            .map_err(StorageError::from)?;
+        tx.audit(
+            "ocsp-responder.rotate",
+            authority_name,
+            serde_json::json!({"serial": cert.serial, "subject": cert.subject, "key_ref": row.key_ref,
+                               "not_after": row.not_after.and_utc().to_rfc3339()}),
+        );
         Ok::<_, CaError>(())
     })?;
     Ok(created)

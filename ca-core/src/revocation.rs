@@ -223,16 +223,6 @@ pub fn apply(
     })
 }
 
-/// The audit actions that change what status services publish.
-pub const STATUS_ACTIONS: &[&str] = &[
-    "certificate.issue",
-    "certificate.revoke",
-    "certificate.suspend",
-    "certificate.resume",
-    "ca.create",
-    "ocsp-responder.create",
-];
-
 /// The current position of the change feed (the audit chain's head).
 pub fn feed_position(db: &mut Db) -> Result<i64> {
     Ok(
@@ -241,10 +231,21 @@ pub fn feed_position(db: &mut Db) -> Result<i64> {
     )
 }
 
-/// Serials whose status may have changed after `position`, and the new
-/// position. Writers are serialised, so audit sequence numbers are
-/// assigned in commit order and a reader never skips a change.
-pub fn changes_since(db: &mut Db, position: i64, limit: i64) -> Result<(Vec<String>, i64)> {
+/// What changed after a feed position.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// Certificates issued or whose status changed.
+    pub serials: Vec<String>,
+    /// A CA or an OCSP responder certificate was created or rotated.
+    pub authorities_changed: bool,
+    /// The position to ask from next time.
+    pub position: i64,
+}
+
+/// What changed after `position` (at most `limit` audit records). Writers
+/// are serialised, so audit sequence numbers are assigned in commit order
+/// and a reader following the feed never skips a change.
+pub fn changes_since(db: &mut Db, position: i64, limit: i64) -> Result<Changes> {
     let rows: Vec<(i64, String, String)> = with_conn!(db, c => audit_log::table
         .filter(audit_log::seq.gt(position))
         .order(audit_log::seq)
@@ -252,13 +253,18 @@ pub fn changes_since(db: &mut Db, position: i64, limit: i64) -> Result<(Vec<Stri
         .select((audit_log::seq, audit_log::action, audit_log::subject))
         .load(c))
     .map_err(StorageError::from)?;
-    let next = rows.last().map_or(position, |r| r.0);
-    let serials = rows
-        .into_iter()
-        .filter(|(_, action, _)| action.starts_with("certificate."))
-        .map(|(_, _, subject)| subject)
-        .collect();
-    Ok((serials, next))
+    let mut changes = Changes {
+        position: rows.last().map_or(position, |r| r.0),
+        ..Default::default()
+    };
+    for (_, action, subject) in rows {
+        if action.starts_with("certificate.") {
+            changes.serials.push(subject);
+        } else if action == "ca.create" || action.starts_with("ocsp-responder.") {
+            changes.authorities_changed = true;
+        }
+    }
+    Ok(changes)
 }
 
 /// Parses an invalidity date: `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS]` (UTC).

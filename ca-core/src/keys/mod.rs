@@ -7,7 +7,7 @@ mod software;
 
 pub use software::SoftwareKey;
 
-use crate::config::Config;
+use crate::config::{Config, KeyPurpose};
 use spki::AlgorithmIdentifierOwned;
 use std::sync::Arc;
 
@@ -39,8 +39,8 @@ pub enum KeyError {
     Generate,
     #[error("signing failed")]
     Sign,
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Passphrase(String),
 }
 
 /// `bytes` random octets from the system CSPRNG, hex-encoded (for
@@ -100,27 +100,31 @@ pub trait Signer: Send + Sync {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError>;
 }
 
-/// Creates keys and opens them by reference, with the passphrase policy of
-/// the configuration.
+/// Creates keys of one family (CA or OCSP responder) and opens them by
+/// reference, with that family's directory and passphrase.
 pub struct KeyStore {
+    purpose: KeyPurpose,
     dir: std::path::PathBuf,
-    passphrase: Option<String>,
-    config_for_error: Config,
+    passphrase: Result<String, crate::config::ConfigError>,
 }
 
 impl KeyStore {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, purpose: KeyPurpose) -> Self {
         Self {
-            dir: config.key_dir(),
-            passphrase: config.passphrase().ok(),
-            config_for_error: config.clone(),
+            purpose,
+            dir: config.key_dir(purpose),
+            passphrase: config.passphrase(purpose),
         }
+    }
+
+    pub fn purpose(&self) -> KeyPurpose {
+        self.purpose
     }
 
     fn passphrase(&self) -> Result<&str, KeyError> {
         match &self.passphrase {
-            Some(p) => Ok(p),
-            None => Err(self.config_for_error.passphrase().unwrap_err().into()),
+            Ok(p) => Ok(p),
+            Err(e) => Err(KeyError::Passphrase(e.to_string())),
         }
     }
 

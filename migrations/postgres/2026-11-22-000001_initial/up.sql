@@ -72,8 +72,8 @@ CREATE TABLE authorities (
     created_at TIMESTAMP NOT NULL
 );
 
--- The serial is the primary key: unique across all issuers, so a fortiori
--- unique per issuer, and never reused.
+-- The serial is the primary key: unique across all issuers (and so per
+-- issuer too, see certificates_issuer_serial), and never reused.
 CREATE TABLE certificates (
     serial TEXT PRIMARY KEY,
     issuer TEXT NOT NULL REFERENCES authorities (name) DEFERRABLE INITIALLY DEFERRED,
@@ -105,6 +105,7 @@ CREATE TABLE certificates (
 -- One live certificate per card and usage.
 CREATE UNIQUE INDEX certificates_one_live_per_card_usage ON certificates (card_number, usage)
     WHERE status IN ('hold', 'active', 'suspended');
+CREATE UNIQUE INDEX certificates_issuer_serial ON certificates (issuer, serial);
 CREATE INDEX certificates_issuer_status ON certificates (issuer, status);
 
 ALTER TABLE authorities ADD CONSTRAINT authorities_certificate
