@@ -51,6 +51,22 @@ pub struct Config {
     pub urls: Urls,
     pub keys: Keys,
     pub issuance: Issuance,
+    pub crl: Crl,
+}
+
+/// Certificate revocation lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Crl {
+    /// CRL partitions per issuing CA. A certificate's partition is fixed at
+    /// issuance (from its serial) and written into its CRL distribution point.
+    pub partitions: u32,
+}
+
+impl Default for Crl {
+    fn default() -> Self {
+        Self { partitions: 1 }
+    }
 }
 
 /// Base URLs written into certificates.
@@ -120,6 +136,7 @@ impl Default for Config {
             urls: Urls::default(),
             keys: Keys::default(),
             issuance: Issuance::default(),
+            crl: Crl::default(),
         }
     }
 }
@@ -206,6 +223,11 @@ impl Config {
                 "keys.backend {:?} is not supported (supported: software)",
                 self.keys.backend
             )));
+        }
+        if self.crl.partitions == 0 || self.crl.partitions > 1024 {
+            return Err(ConfigError::Invalid(
+                "crl.partitions must be between 1 and 1024".into(),
+            ));
         }
         if self.issuance.batch_chunk == 0 || self.issuance.batch_chunk > 5000 {
             return Err(ConfigError::Invalid(

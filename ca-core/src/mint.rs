@@ -10,7 +10,7 @@ use crate::keys::Signer;
 use crate::policy::{Profile, ProfileKind};
 use crate::storage::db_time;
 use crate::storage::models::CertificateRow;
-use crate::x509::builder::{self, CertificateSpec, IssuerRef};
+use crate::x509::builder::{self, CertificateSpec, IssuerRef, SERIAL_LEN};
 use crate::x509::lint::{self, Expectations};
 use chrono::{DateTime, Utc};
 use der::Encode;
@@ -59,6 +59,14 @@ pub fn mint(
     issued_at: DateTime<Utc>,
 ) -> Result<CertificateRow> {
     let serial = builder::new_serial()?;
+    // Card certificates spread over the CRL partitions by their (random)
+    // serial; CA and responder certificates are listed by their issuer's
+    // single list.
+    let crl_partition = match req.profile.kind {
+        ProfileKind::EndEntity => u32::from(serial[SERIAL_LEN - 1]) % config.crl.partitions,
+        _ => 0,
+    };
+    let crl_url = builder::crl_url(config, issuer.ca_name, crl_partition);
     let spec = CertificateSpec {
         profile: req.profile,
         serial,
@@ -66,6 +74,7 @@ pub fn mint(
         public_key: req.public_key,
         not_before: req.not_before,
         not_after: req.not_after,
+        crl_partition,
     };
     let issuer_ref = IssuerRef {
         name: issuer.subject,
@@ -85,6 +94,10 @@ pub fn mint(
             issuer_not_after: issuer.not_after,
             latest_not_after: req.latest_not_after,
             country: &config.country,
+            crl_url: req
+                .profile
+                .crl_distribution_point
+                .then_some(crl_url.as_str()),
         },
     );
     if !findings.is_empty() {
@@ -121,5 +134,6 @@ pub fn mint(
         revoked_at: None,
         revocation_reason: None,
         invalidity_date: None,
+        crl_partition: crl_partition as i32,
     })
 }

@@ -71,6 +71,7 @@ pub struct CertificateRow {
     pub revoked_at: Option<NaiveDateTime>,
     pub revocation_reason: Option<String>,
     pub invalidity_date: Option<NaiveDateTime>,
+    pub crl_partition: i32,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -85,6 +85,7 @@ diesel::table! {
         revoked_at -> Nullable<Timestamp>,
         revocation_reason -> Nullable<Text>,
         invalidity_date -> Nullable<Timestamp>,
+        crl_partition -> Integer,
     }
 }
 

@@ -58,14 +58,19 @@ pub struct CertificateSpec<'a> {
     pub public_key: SubjectPublicKeyInfoOwned,
     pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
+    /// The CRL partition the certificate is listed in (0 for CA and responder certificates).
+    pub crl_partition: u32,
 }
 
-/// `<crl_base>/<ca>.crl`
-pub fn crl_url(config: &Config, ca_name: &str) -> String {
-    format!(
-        "{}/{ca_name}.crl",
-        config.urls.crl_base.trim_end_matches('/')
-    )
+/// The CRL distribution point of a partition: `<crl_base>/<ca>.crl` for
+/// partition 0 (the only one by default), `<crl_base>/<ca>-p<k>.crl` for
+/// the others, so a URL never changes when partitions are added.
+pub fn crl_url(config: &Config, ca_name: &str, partition: u32) -> String {
+    let base = config.urls.crl_base.trim_end_matches('/');
+    match partition {
+        0 => format!("{base}/{ca_name}.crl"),
+        k => format!("{base}/{ca_name}-p{k}.crl"),
+    }
 }
 
 /// `<ca_issuers_base>/<ca>.cer`
@@ -98,6 +103,7 @@ pub fn build_tbs(
         extensions.push(ext::crl_distribution_point(&crl_url(
             config,
             issuer.ca_name,
+            spec.crl_partition,
         ))?);
     }
     if profile.authority_info_access {

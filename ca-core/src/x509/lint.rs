@@ -11,6 +11,7 @@ use const_oid::ObjectIdentifier as Oid;
 use der::{Decode, Encode};
 use std::collections::HashSet;
 use x509_cert::certificate::{TbsCertificate, Version};
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
     AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
     CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
@@ -27,6 +28,8 @@ pub struct Expectations<'a> {
     /// The latest notAfter the card rule allows (card profiles).
     pub latest_not_after: Option<DateTime<Utc>>,
     pub country: &'a str,
+    /// The CRL distribution point the certificate must name, if any.
+    pub crl_url: Option<&'a str>,
 }
 
 /// Lints an encoded TBSCertificate; an empty list means it may be signed.
@@ -287,8 +290,24 @@ fn lint_extensions(tbs: &TbsCertificate, exp: &Expectations<'_>, f: &mut impl Fn
             if let Some(dps) =
                 decode_ext::<CrlDistributionPoints>(e.extn_value.as_bytes(), "ext.crldp", f)
             {
-                if dps.0.is_empty() {
-                    f("ext.crldp", "no distribution point".into());
+                let urls: Vec<String> = dps
+                    .0
+                    .iter()
+                    .filter_map(|dp| match &dp.distribution_point {
+                        Some(DistributionPointName::FullName(names)) => Some(names),
+                        _ => None,
+                    })
+                    .flatten()
+                    .filter_map(|n| match n {
+                        GeneralName::UniformResourceIdentifier(u) => Some(u.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                if urls.len() != 1 || Some(urls[0].as_str()) != exp.crl_url {
+                    f(
+                        "ext.crldp",
+                        format!("names {urls:?}, expected exactly {:?}", exp.crl_url),
+                    );
                 }
             }
         }

@@ -96,6 +96,9 @@ CREATE TABLE certificates (
     revocation_reason TEXT CHECK (revocation_reason IN ('keyCompromise', 'cACompromise', 'affiliationChanged',
         'superseded', 'cessationOfOperation', 'certificateHold', 'privilegeWithdrawn')),
     invalidity_date TIMESTAMP,
+    -- The CRL partition that lists the certificate, fixed at issuance and
+    -- written into its CRL distribution point.
+    crl_partition INTEGER NOT NULL DEFAULT 0 CHECK (crl_partition >= 0),
     CHECK (not_after > not_before),
     CHECK ((status IN ('revoked', 'suspended')) = (revoked_at IS NOT NULL)),
     CHECK (status IN ('revoked', 'suspended') OR (revocation_reason IS NULL AND invalidity_date IS NULL)),
