@@ -196,6 +196,7 @@ pub enum CertCommand {
     List {
         #[arg(long)]
         card: Option<String>,
+        /// At most this many (the newest); a note on stderr says when more exist.
         #[arg(long, default_value_t = 1000)]
         limit: i64,
         #[arg(long)]
@@ -316,7 +317,7 @@ pub fn registry(ca: &mut Ca, command: RegistryCommand) -> anyhow::Result<ExitCod
             let row = registry::find(&mut ca.db, &key)?;
             let v = json!({
                 "registry_key": row.registry_key, "family_name": row.family_name, "given_names": row.given_names,
-                "birth_name": row.birth_name, "birth_datetime": row.birth_datetime.format("%Y-%m-%dT%H:%M").to_string(),
+                "birth_name": row.birth_name, "birth_datetime": row.birth_datetime.format("%Y-%m-%dT%H:%M:%S").to_string(),
                 "birth_place": row.birth_place, "gender": row.gender, "authority": row.authority,
                 "status": row.status, "protected_adult": row.protected_adult, "email": row.email, "mobile": row.mobile,
             });
@@ -569,7 +570,14 @@ pub fn cert(ca: &mut Ca, command: CertCommand) -> anyhow::Result<ExitCode> {
             }
         }
         CertCommand::List { card, limit, json } => {
-            let rows = certificates::list(&mut ca.db, card.as_deref(), limit)?;
+            let mut rows =
+                certificates::list(&mut ca.db, card.as_deref(), limit.saturating_add(1))?;
+            if rows.len() as i64 > limit {
+                rows.truncate(limit as usize);
+                eprintln!(
+                    "note: showing the newest {limit} certificates; more exist (use --limit)"
+                );
+            }
             if json {
                 print_json(&json!(rows.iter().map(cert_json).collect::<Vec<_>>()));
             } else {

@@ -86,81 +86,108 @@ fn parse_card(r: &FieldReader<'_>) -> Result<NewCard> {
     })
 }
 
+/// A refusal of one card of a list, with its position in the list and the
+/// field it is about.
+struct Refusal {
+    index: usize,
+    field: &'static str,
+    error: CaError,
+}
+
+/// Checks and inserts cards inside a write transaction.
+fn register_in(
+    tx: &mut crate::storage::WriteTx<'_>,
+    new_cards: &[NewCard],
+    source: &str,
+) -> std::result::Result<usize, Refusal> {
+    let whole = |error: CaError| Refusal {
+        index: usize::MAX,
+        field: "",
+        error,
+    };
+    let holders: HashSet<String> = new_cards.iter().map(|c| c.holder_key.clone()).collect();
+    let holders = registry::find_many(tx.db, &holders).map_err(whole)?;
+    let numbers: Vec<String> = new_cards.iter().map(|c| c.card_number.clone()).collect();
+    let existing = existing_numbers(tx.db, &numbers).map_err(whole)?;
+    let mut seen = HashSet::new();
+    let mut rows = Vec::with_capacity(new_cards.len());
+    for (index, card) in new_cards.iter().enumerate() {
+        let refuse = |field, error| Refusal {
+            index,
+            field,
+            error,
+        };
+        if existing.contains(&card.card_number) || !seen.insert(card.card_number.clone()) {
+            return Err(refuse(
+                "card_number",
+                CaError::DuplicateCard(card.card_number.clone()),
+            ));
+        }
+        let holder = holders.get(&card.holder_key).ok_or_else(|| {
+            refuse(
+                "holder_key",
+                CaError::UnknownIdentity(card.holder_key.clone()),
+            )
+        })?;
+        check_card(card, holder).map_err(|e| refuse("kind", e))?;
+        rows.push(CardRow {
+            card_number: card.card_number.clone(),
+            kind: card.kind.as_str().to_string(),
+            holder_key: card.holder_key.clone(),
+            issue_date: card.issue_date,
+            expiry_date: card.expiry_date,
+            registered_at: tx.at(),
+        });
+        tx.audit(
+            "card.register",
+            &card.card_number,
+            serde_json::json!({"kind": card.kind, "holder": card.holder_key,
+                               "issue_date": card.issue_date, "expiry_date": card.expiry_date, "source": source}),
+        );
+    }
+    for chunk in rows.chunks(500) {
+        with_conn!(tx.db, c => diesel::insert_into(cards::table).values(chunk).execute(c))
+            .map_err(|e| whole(StorageError::from(e).into()))?;
+    }
+    Ok(rows.len())
+}
+
 /// Registers cards; all of them or none.
 pub fn register(ca: &mut Ca, new_cards: &[NewCard], source: &str) -> Result<usize> {
     let now = ca.clock.now();
-    ca.db.write(&ca.actor, now, |tx| {
-        let holders: HashSet<String> = new_cards.iter().map(|c| c.holder_key.clone()).collect();
-        let holders = registry::find_many(tx.db, &holders)?;
-        let numbers: Vec<String> = new_cards.iter().map(|c| c.card_number.clone()).collect();
-        let existing = existing_numbers(tx.db, &numbers)?;
-        let mut seen = HashSet::new();
-        let mut rows = Vec::with_capacity(new_cards.len());
-        for card in new_cards {
-            if existing.contains(&card.card_number) || !seen.insert(card.card_number.clone()) {
-                return Err(CaError::DuplicateCard(card.card_number.clone()));
-            }
-            let holder = holders
-                .get(&card.holder_key)
-                .ok_or_else(|| CaError::UnknownIdentity(card.holder_key.clone()))?;
-            check_card(card, holder)?;
-            rows.push(CardRow {
-                card_number: card.card_number.clone(),
-                kind: card.kind.as_str().to_string(),
-                holder_key: card.holder_key.clone(),
-                issue_date: card.issue_date,
-                expiry_date: card.expiry_date,
-                registered_at: tx.at(),
-            });
-            tx.audit(
-                "card.register",
-                &card.card_number,
-                serde_json::json!({"kind": card.kind, "holder": card.holder_key,
-                                   "issue_date": card.issue_date, "expiry_date": card.expiry_date, "source": source}),
-            );
-        }
-        for chunk in rows.chunks(500) {
-            with_conn!(tx.db, c => diesel::insert_into(cards::table).values(chunk).execute(c)).map_err(StorageError::from)?;
-        }
-        Ok(rows.len())
+    let actor = ca.actor.clone();
+    ca.db.write(&actor, now, |tx| {
+        register_in(tx, new_cards, source).map_err(|r| r.error)
     })
 }
 
-/// Registers the cards of a CSV or JSONL file. Errors name the line.
+/// Registers the cards of a CSV or JSONL file; all or nothing. Errors name
+/// the line and the field.
 pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<usize> {
     let file = path.display().to_string();
     let records = input::read_records(path, format)?;
-    let mut parsed = Vec::with_capacity(records.len());
+    let mut lines = Vec::with_capacity(records.len());
+    let mut cards = Vec::with_capacity(records.len());
     for record in &records {
         let reader = FieldReader {
             file: &file,
             record,
         };
-        parsed.push((record.line, parse_card(&reader)?));
+        cards.push(parse_card(&reader)?);
+        lines.push(record.line);
     }
-    let cards: Vec<NewCard> = parsed.iter().map(|(_, c)| c.clone()).collect();
-    register(ca, &cards, &file).map_err(|e| {
-        // Name the line of the card the error is about.
-        let number = match &e {
-            CaError::DuplicateCard(n) => Some(n.clone()),
-            _ => None,
-        };
-        let line = number.and_then(|n| {
-            parsed
-                .iter()
-                .rev()
-                .find(|(_, c)| c.card_number == n)
-                .map(|(l, _)| *l)
-        });
-        match line {
+    let now = ca.clock.now();
+    let actor = ca.actor.clone();
+    ca.db.write(&actor, now, |tx| {
+        register_in(tx, &cards, &file).map_err(|r| match lines.get(r.index) {
             Some(line) => CaError::Input {
                 file: file.clone(),
-                line,
-                field: "card_number".into(),
-                message: e.to_string(),
+                line: *line,
+                field: r.field.to_string(),
+                message: r.error.to_string(),
             },
-            None => e,
-        }
+            None => r.error,
+        })
     })
 }
 

@@ -123,6 +123,8 @@ fn verification_algorithm(
         (oids::ECDSA_SHA256, EcP384) => &signature::ECDSA_P384_SHA256_ASN1,
         (oids::ECDSA_SHA384, EcP384) => &signature::ECDSA_P384_SHA384_ASN1,
         (oids::ECDSA_SHA512, EcP384) => &signature::ECDSA_P384_SHA512_ASN1,
+        (oids::ECDSA_SHA256, EcP521) => &signature::ECDSA_P521_SHA256_ASN1,
+        (oids::ECDSA_SHA384, EcP521) => &signature::ECDSA_P521_SHA384_ASN1,
         (oids::ECDSA_SHA512, EcP521) => &signature::ECDSA_P521_SHA512_ASN1,
         (oids::RSA_SHA256, Rsa2048 | Rsa3072 | Rsa4096) => &signature::RSA_PKCS1_2048_8192_SHA256,
         (oids::RSA_SHA384, Rsa2048 | Rsa3072 | Rsa4096) => &signature::RSA_PKCS1_2048_8192_SHA384,
