@@ -68,6 +68,20 @@ pub fn current_responder(db: &mut Db, authority: &str) -> Result<Option<OcspResp
     .map_err(StorageError::from)?)
 }
 
+impl Authority {
+    /// This authority as the issuer of a certificate.
+    pub fn issuer(&self) -> crate::mint::Issuer<'_> {
+        crate::mint::Issuer {
+            subject: &self.subject,
+            subject_der: &self.row.subject_der,
+            key_id: &self.row.key_id,
+            ca_name: &self.row.name,
+            signer: self.signer.as_ref(),
+            not_after: Some(self.not_after),
+        }
+    }
+}
+
 /// An authority's stored row, certificate and subject: everything but its key.
 pub struct UnopenedAuthority {
     row: AuthorityRow,

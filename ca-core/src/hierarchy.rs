@@ -33,6 +33,18 @@ pub struct Created {
     pub not_after: String,
 }
 
+impl Created {
+    fn responder(cert: &CertificateRow, row: &OcspResponderRow) -> Self {
+        Created {
+            name: format!("{} OCSP responder", row.authority),
+            profile: cert.profile.clone(),
+            serial: cert.serial.clone(),
+            subject: cert.subject.clone(),
+            not_after: row.not_after.and_utc().to_rfc3339(),
+        }
+    }
+}
+
 struct NewCa {
     def_name: String,
     profile: String,
@@ -246,13 +258,7 @@ pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
         });
     }
     for (cert, row) in &responders {
-        created.push(Created {
-            name: format!("{} OCSP responder", row.authority),
-            profile: cert.profile.clone(),
-            serial: cert.serial.clone(),
-            subject: cert.subject.clone(),
-            not_after: row.not_after.and_utc().to_rfc3339(),
-        });
+        created.push(Created::responder(cert, row));
     }
     let actor = ca.actor.clone();
     ca.db.write(&actor, now, |tx| {
@@ -321,22 +327,8 @@ pub fn rotate_responder(ca: &mut Ca, authority_name: &str) -> Result<Created> {
         .map(|d| d.common_name.clone())
         .ok_or(CaError::NotInitialised)?;
     let authority = authority::load_row(ca, authority_name)?.open(&ca.keys)?;
-    let issuer = Issuer {
-        subject: &authority.subject,
-        subject_der: &authority.row.subject_der,
-        key_id: &authority.row.key_id,
-        ca_name: &authority.row.name,
-        signer: authority.signer.as_ref(),
-        not_after: Some(authority.not_after),
-    };
-    let (cert, row) = create_responder(ca, &issuer, &common_name, now)?;
-    let created = Created {
-        name: format!("{authority_name} OCSP responder"),
-        profile: cert.profile.clone(),
-        serial: cert.serial.clone(),
-        subject: cert.subject.clone(),
-        not_after: row.not_after.and_utc().to_rfc3339(),
-    };
+    let (cert, row) = create_responder(ca, &authority.issuer(), &common_name, now)?;
+    let created = Created::responder(&cert, &row);
     let actor = ca.actor.clone();
     ca.db.write(&actor, now, |tx| {
         crate::certificates::insert(tx.db, std::slice::from_ref(&cert))?;

@@ -9,7 +9,7 @@ use crate::ca::Ca;
 use crate::config::Config;
 use crate::domain::{CardKind, CertStatus, IdentityStatus, Usage};
 use crate::error::{CaError, Result};
-use crate::mint::{mint, Issuer, MintRequest};
+use crate::mint::{mint, MintRequest};
 use crate::policy::Profile;
 use crate::storage::models::{BatchEntryRow, CardRow, CertificateRow, IdentityRow};
 use crate::storage::schema::issuance_batch_entries;
@@ -418,14 +418,7 @@ fn mint_one(
             card: Some((&input.card_number, &holder.registry_key, input.usage)),
             status: CertStatus::Active,
         },
-        &Issuer {
-            subject: &issuer.subject,
-            subject_der: &issuer.row.subject_der,
-            key_id: &issuer.row.key_id,
-            ca_name: &issuer.row.name,
-            signer: issuer.signer.as_ref(),
-            not_after: Some(issuer.not_after),
-        },
+        &issuer.issuer(),
         now,
     )?;
     Ok(Outcome::Issued(row))
