@@ -5,7 +5,7 @@
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 export PKI_TEST_POSTGRES_URL ?= $(PG_URL)
 
-.PHONY: demo test test-tools postgres-check build lint fmt bench clean-demo
+.PHONY: demo test test-tools postgres-check build lint fmt bench bench-ocsp bench-crl clean-demo
 
 demo:
 	cargo run -q -p admin-cli --bin pki-admin -- demo
@@ -31,6 +31,12 @@ fmt:
 
 bench:
 	cargo run --release -p bench --bin issuance-bench -- $(BENCH_ARGS)
+
+bench-ocsp:
+	bench/ocsp/run.sh
+
+bench-crl:
+	bench/crl/run.sh
 
 clean-demo:
 	rm -rf pki-data

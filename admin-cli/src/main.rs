@@ -3,6 +3,7 @@
 //! every rule lives in `ca-core`.
 
 mod commands;
+mod crl;
 mod demo;
 mod output;
 
@@ -37,6 +38,11 @@ enum Command {
     Ca {
         #[command(subcommand)]
         command: commands::CaCommand,
+    },
+    /// Certificate revocation lists: show or save the current CRLs.
+    Crl {
+        #[command(subcommand)]
+        command: crl::CrlCommand,
     },
     /// OCSP responder certificates.
     Ocsp {
@@ -108,6 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init => commands::init(&mut ca),
         Command::Ca { command } => commands::ca(&mut ca, command),
         Command::Ocsp { command } => commands::ocsp(&mut ca, command),
+        Command::Crl { command } => crl::run(&mut ca, command),
         Command::Registry { command } => commands::registry(&mut ca, command),
         Command::Card { command } => commands::card(&mut ca, command),
         Command::Issue(args) => commands::issue(&mut ca, args),

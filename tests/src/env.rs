@@ -147,7 +147,10 @@ pub fn psql(url: &str, sql: &str) -> Output {
 
 fn postgres_reachable(base: &str) -> bool {
     // A machine without the `psql` client has no PostgreSQL to test either.
-    let client = Command::new("psql").arg("--version").stdin(Stdio::null()).output();
+    let client = Command::new("psql")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output();
     client.is_ok_and(|o| o.status.success()) && psql(base, "select 1").status.success()
 }
 

@@ -39,7 +39,9 @@
 //! * `x509`: `openssl x509` decoding and `openssl verify`;
 //! * `lint`: the pkilint runners and [`ALLOWED_FINDINGS`];
 //! * `checks`: [`check_card_certificate`], the hierarchy of `ca list`;
-//! * `batch`: `issue-batch` manifests and results.
+//! * `batch`: `issue-batch` manifests and results;
+//! * `ocsp`: starting `ocsp-responder`, `openssl ocsp`, hand-built requests, `lint_ocsp_response`;
+//! * `crl`: starting `crl-publisher`, fetching and checking CRLs, `lint_crl`.
 
 mod batch;
 mod checks;

@@ -602,7 +602,7 @@ pub const OID_SHA1: &[u8] = &[0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a];
 pub const OID_MD5: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x05];
 /// DER of id-pkix-ocsp-extended-revoke (1.3.6.1.5.5.7.48.1.9).
 pub const OID_EXTENDED_REVOKE: &[u8] = &[
-    0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x09,
+    0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x09,
 ];
 
 /// An OCSPRequest with these CertIDs and, optionally, a nonce of these
@@ -654,7 +654,7 @@ mod tests {
             ]
             .concat(),
         );
-        let req = build_request(&[id.clone()], Some(&[7; 16]));
+        let req = build_request(std::slice::from_ref(&id), Some(&[7; 16]));
         assert_eq!(cert_id_of(&req), id);
         let md5 = cert_id_with_hash(&id, OID_MD5);
         assert!(contains_bytes(&md5, OID_MD5));

@@ -1,6 +1,8 @@
 //! The software key backend: ECDSA keys held by aws-lc-rs in memory, stored
-//! on disk as passphrase-encrypted PKCS#8 (PBES2: scrypt + AES-256-CBC, the
-//! `pkcs8` crate), readable by `openssl pkey`.
+//! on disk as passphrase-encrypted PKCS#8 (PBES2: scrypt N=2^15, r=8, p=1 +
+//! AES-256-CBC, the `pkcs8` crate). OpenSSL 3.0's default scrypt memory limit
+//! (32 MiB) is just below what these parameters need, so `openssl pkey`
+//! cannot open them; the keys are meant for this CA's signers only.
 
 use super::{KeyError, SignatureAlgorithm, Signer};
 use aws_lc_rs::encoding::AsDer;

@@ -1,0 +1,146 @@
+//! `ocsp-responder`: loads pki.toml, opens the responder keys and the
+//! database, loads every certificate's status, then serves OCSP over HTTP
+//! while a background thread follows the change feed and keeps the
+//! pre-signed responses fresh. Flags: `ocsp-responder --help` and the
+//! crate docs. Prints `listening on http://ADDR` on stdout once bound.
+
+use anyhow::Context;
+use ca_core::config::Config;
+use clap::Parser;
+use ocsp_responder::http::{self, AppState};
+use ocsp_responder::request::Limits;
+use ocsp_responder::Settings;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Log lines on stderr: `2026-11-22T14:00:00Z LEVEL message`.
+struct StderrLogger(log::LevelFilter);
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= self.0
+            && (m.target().starts_with("ocsp_responder") || m.level() <= log::Level::Warn)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{} {:<5} {}",
+                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
+                record.level(),
+                record.args()
+            );
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => {
+            let default = PathBuf::from("pki.toml");
+            if default.exists() {
+                Ok(Config::load(&default)?)
+            } else {
+                Ok(Config::default())
+            }
+        }
+    }
+}
+
+fn run(settings: Settings) -> anyhow::Result<()> {
+    settings.validate().map_err(anyhow::Error::msg)?;
+    let level: log::LevelFilter = settings.log_level.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--log-level {:?}: use error, warn, info or debug",
+            settings.log_level
+        )
+    })?;
+    let logger = Box::leak(Box::new(StderrLogger(level)));
+    let _ = log::set_logger(logger).map(|()| log::set_max_level(level));
+
+    let config = load_config(settings.config.as_ref())?;
+    let clock = ca_core::clock::from_env().map_err(anyhow::Error::msg)?;
+    let url = ca_core::storage::redact(&config.database_url());
+    let service = ocsp_responder::start(&settings, &config, clock.clone())
+        .with_context(|| format!("starting the OCSP responder on {url}"))?;
+    let source = service.source.clone();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let refresher = {
+        let stop = stop.clone();
+        let r = service.refresher;
+        std::thread::Builder::new()
+            .name("ocsp-refresher".into())
+            .spawn(move || r.run(stop))
+            .context("starting the refresher thread")?
+    };
+
+    let prefix = settings
+        .path_prefix
+        .clone()
+        .map(|p| p.trim_matches('/').to_string())
+        .unwrap_or_else(|| http::url_path(&config.urls.ocsp));
+    let state = actix_web::web::Data::new(AppState {
+        source: source.clone(),
+        metrics: source.metrics.clone(),
+        clock,
+        limits: Limits {
+            max_cert_ids: settings.max_certids,
+            max_nonce: 128,
+        },
+        max_request_bytes: settings.max_request_bytes,
+        request_timeout: settings.request_timeout,
+        path_prefix: prefix,
+    });
+    let listener = std::net::TcpListener::bind(&settings.listen)
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let workers = settings
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let timeout = settings.request_timeout;
+    let result = actix_web::rt::System::new().block_on(async move {
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new().configure(http::configure(state.clone()))
+        })
+        .workers(workers)
+        .client_request_timeout(timeout)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(Duration::from_secs(30))
+        .shutdown_timeout(5)
+        .listen(listener)?
+        .run();
+        println!("listening on http://{addr}");
+        let _ = std::io::stdout().flush();
+        log::info!(
+            "serving OCSP on http://{addr} ({workers} workers, nonce {}, presigned {:?})",
+            if settings.nonce { "on" } else { "off" },
+            settings.presign
+        );
+        server.await
+    });
+    stop.store(true, Ordering::Relaxed);
+    let _ = refresher.join();
+    result.context("HTTP server")?;
+    log::info!("stopped");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let settings = Settings::parse();
+    match run(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Test fixtures: a real CA hierarchy (`ca_core::hierarchy::init`) in a
+//! temporary SQLite database, with its responders loaded.
+
+use crate::issuers::{self, Issuers};
+use ca_core::clock::SystemClock;
+use ca_core::config::{Config, KeyPurpose};
+use ca_core::keys::KeyStore;
+use ca_core::Ca;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+pub struct Fixture {
+    pub _dir: tempfile::TempDir,
+    pub config: Config,
+    pub issuers: Issuers,
+}
+
+impl Fixture {
+    /// A new hierarchy in its own directory.
+    pub fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut config = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        std::fs::write(dir.path().join("ca-pass"), "unit-test CA passphrase\n").unwrap();
+        std::fs::write(dir.path().join("ocsp-pass"), "unit-test OCSP passphrase\n").unwrap();
+        config.keys.passphrase_env = "OCSP_UNIT_TEST_UNSET_CA".into();
+        config.keys.ocsp_passphrase_env = "OCSP_UNIT_TEST_UNSET_OCSP".into();
+        config.keys.passphrase_file = Some(dir.path().join("ca-pass"));
+        config.keys.ocsp_passphrase_file = Some(dir.path().join("ocsp-pass"));
+        let mut ca = Ca::open(config.clone(), Arc::new(SystemClock), "unit-test").expect("open CA");
+        ca_core::hierarchy::init(&mut ca).expect("init");
+        let keys = KeyStore::new(&config, KeyPurpose::OcspResponder);
+        let now = chrono::Utc::now().timestamp();
+        let issuers = issuers::load(
+            &mut ca.db,
+            &keys,
+            &[],
+            &mut HashMap::new(),
+            None,
+            now,
+            &mut |_| {},
+        )
+        .expect("load issuers");
+        Fixture {
+            _dir: dir,
+            config,
+            issuers,
+        }
+    }
+
+    /// One hierarchy shared by the tests that only read it.
+    pub fn shared() -> &'static Fixture {
+        static SHARED: OnceLock<Fixture> = OnceLock::new();
+        SHARED.get_or_init(Fixture::new)
+    }
+
+    /// The CA context of this fixture (CA keys included), for changes.
+    pub fn ca(&self) -> Ca {
+        Ca::open(self.config.clone(), Arc::new(SystemClock), "unit-test").expect("open CA")
+    }
+}
