@@ -83,22 +83,8 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
-fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
-    match path {
-        Some(p) => Ok(Config::load(p)?),
-        None => {
-            let default = PathBuf::from("pki.toml");
-            if default.exists() {
-                Ok(Config::load(&default)?)
-            } else {
-                Ok(Config::default())
-            }
-        }
-    }
-}
-
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = load_config(cli.config.as_ref())?;
+    let config = Config::resolve(cli.config.as_deref())?;
     let actor = cli
         .actor
         .or_else(|| std::env::var("USER").ok())

@@ -204,6 +204,16 @@ impl Config {
         Ok(config)
     }
 
+    /// The configuration every binary uses: the file given (`--config` or
+    /// `PKI_CONFIG`), else `./pki.toml` when present, else the defaults.
+    pub fn resolve(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => Self::load(p),
+            None if Path::new("pki.toml").exists() => Self::load(Path::new("pki.toml")),
+            None => Ok(Self::default()),
+        }
+    }
+
     /// Checks values that serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.country.len() != 2 || !self.country.chars().all(|c| c.is_ascii_uppercase()) {

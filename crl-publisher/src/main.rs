@@ -133,20 +133,6 @@ struct PublishArgs {
     json: bool,
 }
 
-fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
-    match path {
-        Some(p) => Ok(Config::load(p)?),
-        None => {
-            let default = PathBuf::from("pki.toml");
-            if default.exists() {
-                Ok(Config::load(&default)?)
-            } else {
-                Ok(Config::default())
-            }
-        }
-    }
-}
-
 fn duration(flag: &str, value: &str) -> anyhow::Result<chrono::Duration> {
     parse_duration(value).with_context(|| format!("--{flag}"))
 }
@@ -296,7 +282,7 @@ fn serve(publisher: Publisher, args: &RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = load_config(cli.config.as_ref())?;
+    let config = Config::resolve(cli.config.as_deref())?;
     let settings = settings(&cli, &config)?;
     let clock = ca_core::clock::from_env().map_err(anyhow::Error::msg)?;
     let url = ca_core::storage::redact(&config.database_url());

@@ -11,7 +11,6 @@ use ocsp_responder::http::{self, AppState};
 use ocsp_responder::request::Limits;
 use ocsp_responder::Settings;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -41,20 +40,6 @@ impl log::Log for StderrLogger {
     fn flush(&self) {}
 }
 
-fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
-    match path {
-        Some(p) => Ok(Config::load(p)?),
-        None => {
-            let default = PathBuf::from("pki.toml");
-            if default.exists() {
-                Ok(Config::load(&default)?)
-            } else {
-                Ok(Config::default())
-            }
-        }
-    }
-}
-
 fn run(settings: Settings) -> anyhow::Result<()> {
     settings.validate().map_err(anyhow::Error::msg)?;
     let level: log::LevelFilter = settings.log_level.parse().map_err(|_| {
@@ -66,7 +51,7 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     let logger = Box::leak(Box::new(StderrLogger(level)));
     let _ = log::set_logger(logger).map(|()| log::set_max_level(level));
 
-    let config = load_config(settings.config.as_ref())?;
+    let config = Config::resolve(settings.config.as_deref())?;
     let clock = ca_core::clock::from_env().map_err(anyhow::Error::msg)?;
     let url = ca_core::storage::redact(&config.database_url());
     let service = ocsp_responder::start(&settings, &config, clock.clone())
