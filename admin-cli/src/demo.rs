@@ -153,9 +153,9 @@ pub fn run(
 
     println!("-- card certificates:");
     let rows = certificates::list(&mut ca.db, None, 1000)?;
-    let mut first_serial = None;
+    let mut first = None;
     for r in rows.iter().filter(|r| r.kind == "end-entity") {
-        first_serial.get_or_insert(r.serial.clone());
+        first.get_or_insert((r.serial.clone(), r.issuer.clone()));
         println!(
             "   {:<12} {:<5} {}  until {}  {}",
             r.card_number.as_deref().unwrap_or("-"),
@@ -167,7 +167,7 @@ pub fn run(
     }
     let n = ca_core::audit::verify(&mut ca.db)?;
     println!("-- audit chain intact: {n} records");
-    if let Some(serial) = first_serial {
+    if let Some((serial, issuer)) = first {
         println!("\nTry:");
         println!("  cargo run -q -p admin-cli -- cert show {serial}");
         println!(
@@ -176,7 +176,7 @@ pub fn run(
         println!(
             "  cargo run -q -p admin-cli -- cert show {serial} --pem > /tmp/leaf.pem && openssl verify -CAfile {} -untrusted {} /tmp/leaf.pem",
             ca_dir.join("root.pem").display(),
-            ca_dir.join("identity-card-ca.pem").display()
+            ca_dir.join(format!("{issuer}.pem")).display()
         );
         println!("  cargo run -q -p admin-cli -- audit list --tail 5");
     }
