@@ -210,7 +210,8 @@ pub fn run(
         path: file.clone(),
         source,
     })?;
-    let text = String::from_utf8(bytes.clone()).map_err(|e| CaError::Input {
+    let batch_id = crate::x509::sha256_hex(&bytes);
+    let text = String::from_utf8(bytes).map_err(|e| CaError::Input {
         file: file.clone(),
         line: 0,
         field: "(file)".into(),
@@ -224,7 +225,6 @@ pub fn run(
         .filter(|(_, raw)| !raw.trim().is_empty())
         .map(|(i, raw)| parse_line(&dir, &file, i + 1, raw))
         .collect();
-    let batch_id = crate::x509::sha256_hex(&bytes);
     let issuers = Issuers::load(ca, CardKind::ALL)?;
     start_batch(ca, &batch_id, &file, lines.len())?;
     let done = done_entries(ca, &batch_id)?;

@@ -14,16 +14,7 @@ use std::net::TcpStream;
 
 /// The `crl-publisher` binary under test.
 pub fn crl_publisher_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("CRL_PUBLISHER_BIN") {
-        return PathBuf::from(path);
-    }
-    let bin = pki_admin_bin().with_file_name("crl-publisher");
-    assert!(
-        bin.exists(),
-        "crl-publisher not found at {} (build it first: cargo build -p crl-publisher, or set CRL_PUBLISHER_BIN)",
-        bin.display()
-    );
-    bin
+    workspace_bin("crl-publisher", "CRL_PUBLISHER_BIN", "crl-publisher")
 }
 
 impl TestEnv {

@@ -16,9 +16,10 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The `pki-admin` binary under test: `PKI_ADMIN_BIN`, else next to `deps/`.
-pub fn pki_admin_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("PKI_ADMIN_BIN") {
+/// A binary of this workspace: `$env_var` if set, else `name` in the
+/// profile directory of the running test executable (next to `deps/`).
+pub fn workspace_bin(name: &str, env_var: &str, package: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env_var) {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("current_exe");
@@ -28,13 +29,18 @@ pub fn pki_admin_bin() -> PathBuf {
     } else {
         deps
     };
-    let bin = profile_dir.join("pki-admin");
+    let bin = profile_dir.join(name);
     assert!(
         bin.exists(),
-        "pki-admin not found at {} (build it first: cargo build -p admin-cli, or set PKI_ADMIN_BIN)",
+        "{name} not found at {} (build it first: cargo build -p {package}, or set {env_var})",
         bin.display()
     );
     bin
+}
+
+/// The `pki-admin` binary under test: `PKI_ADMIN_BIN`, else next to `deps/`.
+pub fn pki_admin_bin() -> PathBuf {
+    workspace_bin("pki-admin", "PKI_ADMIN_BIN", "admin-cli")
 }
 
 /// A tool installed in `<repo>/.venv/bin` by scripts/setup-test-tools.sh.

@@ -30,23 +30,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 /// The `ocsp-responder` binary: `OCSP_RESPONDER_BIN`, else next to `deps/`.
 pub fn ocsp_responder_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("OCSP_RESPONDER_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("test executable has a directory");
-    let profile_dir = if deps.file_name() == Some(OsStr::new("deps")) {
-        deps.parent().expect("deps/ has a parent")
-    } else {
-        deps
-    };
-    let bin = profile_dir.join("ocsp-responder");
-    assert!(
-        bin.exists(),
-        "ocsp-responder not found at {} (build it first: cargo build -p ocsp-responder, or set OCSP_RESPONDER_BIN)",
-        bin.display()
-    );
-    bin
+    workspace_bin("ocsp-responder", "OCSP_RESPONDER_BIN", "ocsp-responder")
 }
 
 /// A running `ocsp-responder` (killed on drop).
