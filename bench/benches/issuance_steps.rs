@@ -56,6 +56,7 @@ fn steps(c: &mut Criterion) {
                     latest_not_after: None,
                     card: Some(("ID000000001", "MC00000001", Usage::Sign)),
                     status: CertStatus::Active,
+                    linked_serial: None,
                 },
                 &issuer,
                 now,

@@ -189,6 +189,8 @@ fn populate(dir: &Path, database_url: &str, n: usize) -> anyhow::Result<(PathBuf
                 revocation_reason: reasons[i % reasons.len()].map(str::to_string),
                 invalidity_date: (i % 3 == 0).then(|| revoked - Duration::days(2)),
                 crl_partition: 0,
+                suspension_cause: None,
+                linked_serial: None,
             });
         }
         ca.db.write("bench", Utc::now(), |tx| {

@@ -52,6 +52,95 @@ pub struct Config {
     pub keys: Keys,
     pub issuance: Issuance,
     pub crl: Crl,
+    pub scheduler: Scheduler,
+    pub reminders: Reminders,
+    pub smtp: Smtp,
+}
+
+/// `pki-scheduler`: when each job runs (cron, six fields, seconds first,
+/// UTC) and where its health and metrics are served.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scheduler {
+    /// `/health` and `/metrics`.
+    pub listen: String,
+    /// Executes revocation requests that are due.
+    pub requests_cron: String,
+    /// Marks active certificates past their notAfter as expired.
+    pub expiry_cron: String,
+    /// Decides the expiry reminders that are due (writes the outbox).
+    pub reminders_cron: String,
+    /// Delivers the outbox over SMTP.
+    pub mail_cron: String,
+    /// Updates the publication times of executed requests (SLA).
+    pub sla_cron: String,
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8083".into(),
+            requests_cron: "*/10 * * * * *".into(),
+            expiry_cron: "0 5 * * * *".into(),
+            reminders_cron: "0 15 6 * * *".into(),
+            mail_cron: "30 * * * * *".into(),
+            sla_cron: "*/15 * * * * *".into(),
+        }
+    }
+}
+
+/// Expiry reminders (CPS 4.6.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Reminders {
+    /// Days before a certificate's end at which a reminder is sent.
+    pub offsets_days: Vec<u32>,
+    /// Delivery attempts before a reminder is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay; doubled after each failure.
+    pub retry_base_seconds: u64,
+    /// Where holders renew (written into the messages).
+    pub kiosk_url: String,
+}
+
+impl Default for Reminders {
+    fn default() -> Self {
+        Self {
+            offsets_days: vec![90, 30, 7],
+            max_attempts: 8,
+            retry_base_seconds: 60,
+            kiosk_url: "https://pki.example.com/eid/renew".into(),
+        }
+    }
+}
+
+/// The mail relay reminders are handed to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    /// `none` (plain, for a local relay), `starttls` or `tls`.
+    pub tls: String,
+    pub from: String,
+    pub username: Option<String>,
+    /// Environment variable holding the SMTP password (when `username` is set).
+    pub password_env: String,
+    pub timeout_seconds: u64,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 25,
+            tls: "none".into(),
+            from: "eID <no-reply@pki.example.com>".into(),
+            username: None,
+            password_env: "PKI_SMTP_PASSWORD".into(),
+            timeout_seconds: 10,
+        }
+    }
 }
 
 /// Certificate revocation lists.
@@ -137,6 +226,9 @@ impl Default for Config {
             keys: Keys::default(),
             issuance: Issuance::default(),
             crl: Crl::default(),
+            scheduler: Scheduler::default(),
+            reminders: Reminders::default(),
+            smtp: Smtp::default(),
         }
     }
 }
@@ -243,6 +335,24 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "issuance.batch_chunk must be between 1 and 5000".into(),
             ));
+        }
+        if self.reminders.offsets_days.is_empty()
+            || self.reminders.offsets_days.iter().any(|d| *d == 0 || *d > 3650)
+        {
+            return Err(ConfigError::Invalid(
+                "reminders.offsets_days must list days between 1 and 3650".into(),
+            ));
+        }
+        if self.reminders.max_attempts == 0 {
+            return Err(ConfigError::Invalid(
+                "reminders.max_attempts must be at least 1".into(),
+            ));
+        }
+        if !matches!(self.smtp.tls.as_str(), "none" | "starttls" | "tls") {
+            return Err(ConfigError::Invalid(format!(
+                "smtp.tls {:?} must be none, starttls or tls",
+                self.smtp.tls
+            )));
         }
         for (name, url) in [
             ("urls.ocsp", &self.urls.ocsp),

@@ -129,6 +129,7 @@ fn create_ca(
         latest_not_after: None,
         card: None,
         status: CertStatus::Active,
+        linked_serial: None,
     };
     let cert = match parent {
         Some(p) => mint(&ca.config, request, &issuer_of(p), now)?,
@@ -204,6 +205,7 @@ pub fn create_responder(
             latest_not_after: None,
             card: None,
             status: CertStatus::Active,
+            linked_serial: None,
         },
         issuer,
         now,

@@ -417,6 +417,7 @@ fn mint_one(
             latest_not_after: Some(plan.not_after),
             card: Some((&input.card_number, &holder.registry_key, input.usage)),
             status: CertStatus::Active,
+            linked_serial: None,
         },
         &issuer.issuer(),
         now,

@@ -40,6 +40,9 @@ pub struct MintRequest<'a> {
     /// Card, holder and usage, for card certificates.
     pub card: Option<(&'a str, &'a str, Usage)>,
     pub status: CertStatus,
+    /// A mobile-derived certificate: the card authentication certificate
+    /// it follows.
+    pub linked_serial: Option<&'a str>,
 }
 
 pub fn kind_name(kind: ProfileKind) -> &'static str {
@@ -135,5 +138,7 @@ pub fn mint(
         revocation_reason: None,
         invalidity_date: None,
         crl_partition: crl_partition as i32,
+        suspension_cause: None,
+        linked_serial: req.linked_serial.map(str::to_string),
     })
 }

@@ -72,6 +72,8 @@ pub struct CertificateRow {
     pub revocation_reason: Option<String>,
     pub invalidity_date: Option<NaiveDateTime>,
     pub crl_partition: i32,
+    pub suspension_cause: Option<String>,
+    pub linked_serial: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -114,4 +116,59 @@ pub struct BatchEntryRow {
     pub batch_id: String,
     pub line_no: i64,
     pub certificate_serial: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = registry_events)]
+pub struct RegistryEventRow {
+    pub id: String,
+    pub kind: String,
+    pub content_sha256: String,
+    pub body: String,
+    pub source: String,
+    pub reported_at: NaiveDateTime,
+    pub recorded_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = revocation_requests)]
+pub struct RevocationRequestRow {
+    pub id: String,
+    pub event_id: Option<String>,
+    pub change: String,
+    pub reason: Option<String>,
+    pub scope: String,
+    pub target: String,
+    pub detail: Option<String>,
+    pub after_card: Option<String>,
+    pub received_at: NaiveDateTime,
+    pub due_at: Option<NaiveDateTime>,
+    pub state: String,
+    pub executed_at: Option<NaiveDateTime>,
+    pub feed_position: Option<i64>,
+    pub certificates: Option<i64>,
+    pub issuers: Option<String>,
+    pub ocsp_published_at: Option<NaiveDateTime>,
+    pub crl_published_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = reminders)]
+pub struct ReminderRow {
+    pub card_number: String,
+    pub not_after: NaiveDateTime,
+    pub offset_days: i32,
+    pub holder_key: String,
+    pub serials: String,
+    pub channel: String,
+    pub recipient: Option<String>,
+    pub subject: String,
+    pub body: String,
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub claimed_until: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub decided_at: NaiveDateTime,
+    pub sent_at: Option<NaiveDateTime>,
 }

@@ -86,6 +86,8 @@ diesel::table! {
         revocation_reason -> Nullable<Text>,
         invalidity_date -> Nullable<Timestamp>,
         crl_partition -> Integer,
+        suspension_cause -> Nullable<Text>,
+        linked_serial -> Nullable<Text>,
     }
 }
 
@@ -118,6 +120,82 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    registry_events (id) {
+        id -> Text,
+        kind -> Text,
+        content_sha256 -> Text,
+        body -> Text,
+        source -> Text,
+        reported_at -> Timestamp,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    revocation_requests (id) {
+        id -> Text,
+        event_id -> Nullable<Text>,
+        change -> Text,
+        reason -> Nullable<Text>,
+        scope -> Text,
+        target -> Text,
+        detail -> Nullable<Text>,
+        after_card -> Nullable<Text>,
+        received_at -> Timestamp,
+        due_at -> Nullable<Timestamp>,
+        state -> Text,
+        executed_at -> Nullable<Timestamp>,
+        feed_position -> Nullable<BigInt>,
+        certificates -> Nullable<BigInt>,
+        issuers -> Nullable<Text>,
+        ocsp_published_at -> Nullable<Timestamp>,
+        crl_published_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    ocsp_publications (instance, feed_position) {
+        instance -> Text,
+        feed_position -> BigInt,
+        published_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Written by crl-publisher (migration 000002); read here for the
+    /// publication times of revocation requests.
+    crls (issuer, number) {
+        issuer -> Text,
+        number -> BigInt,
+        crl_partition -> Integer,
+        kind -> Text,
+        feed_position -> BigInt,
+        published_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    reminders (card_number, not_after, offset_days) {
+        card_number -> Text,
+        not_after -> Timestamp,
+        offset_days -> Integer,
+        holder_key -> Text,
+        serials -> Text,
+        channel -> Text,
+        recipient -> Nullable<Text>,
+        subject -> Text,
+        body -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        decided_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(cards -> identities (holder_key));
 diesel::joinable!(issuance_batch_entries -> issuance_batches (batch_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -130,4 +208,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     ocsp_responders,
     issuance_batches,
     issuance_batch_entries,
+    registry_events,
+    revocation_requests,
+    ocsp_publications,
+    crls,
+    reminders,
 );

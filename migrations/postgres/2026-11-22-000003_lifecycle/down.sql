@@ -1,0 +1,10 @@
+DROP TABLE reminders;
+DROP INDEX crls_feed_position;
+DROP TABLE ocsp_publications;
+DROP TABLE revocation_requests;
+DROP TABLE registry_events;
+DROP INDEX certificates_holder;
+DROP INDEX certificates_status_not_after;
+DROP INDEX certificates_linked;
+ALTER TABLE certificates DROP COLUMN linked_serial;
+ALTER TABLE certificates DROP COLUMN suspension_cause;
