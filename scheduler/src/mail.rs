@@ -1,0 +1,1 @@
+//! Delivery of the reminder outbox over SMTP. (Being written.)

@@ -1,0 +1,3 @@
+//! `pki-scheduler` binary. (Being written.)
+
+fn main() {}
