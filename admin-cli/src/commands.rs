@@ -52,6 +52,10 @@ pub enum RegistryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Record one registry event (loss, theft, end of residency, death...) and execute what is due.
+    Event(crate::lifecycle::EventArgs),
+    /// Record a JSON Lines feed of registry events (replay-safe) and execute what is due.
+    Events(crate::lifecycle::EventsArgs),
 }
 
 #[derive(Subcommand)]
@@ -313,6 +317,8 @@ pub fn registry(ca: &mut Ca, command: RegistryCommand) -> anyhow::Result<ExitCod
                 s.total, s.created, s.updated, s.unchanged
             );
         }
+        RegistryCommand::Event(args) => return crate::lifecycle::event(ca, args),
+        RegistryCommand::Events(args) => return crate::lifecycle::events_feed(ca, args),
         RegistryCommand::Show { key, json } => {
             let row = registry::find(&mut ca.db, &key)?;
             let v = json!({

@@ -5,7 +5,9 @@
 mod commands;
 mod crl;
 mod demo;
+mod lifecycle;
 mod output;
+mod reminders;
 
 use anyhow::Context;
 use ca_core::config::Config;
@@ -69,10 +71,21 @@ enum Command {
     Suspend(commands::StatusArgs),
     /// Resume suspended certificates, by serial or card.
     Resume(commands::StatusArgs),
+    /// Release a card's certificates held pending activation (adult, not protected, active identity, valid card).
+    Activate(lifecycle::ActivateArgs),
+    /// Renew a card certificate from a new CSR; the previous one is superseded.
+    Renew(lifecycle::RenewArgs),
+    /// The revocation commitment: every request, its times against 5 minutes and 24 hours.
+    Sla(lifecycle::SlaArgs),
     /// Certificates.
     Cert {
         #[command(subcommand)]
         command: commands::CertCommand,
+    },
+    /// Expiry reminders: the outbox and the postal list.
+    Reminders {
+        #[command(subcommand)]
+        command: reminders::RemindersCommand,
     },
     /// The audit log.
     Audit {
@@ -113,7 +126,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::change_status(&mut ca, args, ca_core::revocation::Change::Resume)
         }
         Command::Cert { command } => commands::cert(&mut ca, command),
+        Command::Activate(args) => lifecycle::activate(&mut ca, args),
+        Command::Renew(args) => lifecycle::renew(&mut ca, args),
+        Command::Sla(args) => lifecycle::sla_report(&mut ca, args),
         Command::Audit { command } => commands::audit(&mut ca, command),
+        Command::Reminders { command } => reminders::run(&mut ca, command),
         Command::Demo(_) => unreachable!("handled above"),
     }
 }

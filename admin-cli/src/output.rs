@@ -28,6 +28,8 @@ pub fn cert_json(row: &CertificateRow) -> Value {
         "revoked_at": row.revoked_at.as_ref().map(time),
         "revocation_reason": row.revocation_reason,
         "invalidity_date": row.invalidity_date.as_ref().map(time),
+        "hold_cause": row.suspension_cause,
+        "linked_serial": row.linked_serial,
         "certificate_pem": cert_pem(&row.der),
     })
 }

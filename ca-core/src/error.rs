@@ -100,6 +100,20 @@ pub enum CaError {
         status: crate::domain::CertStatus,
         change: String,
     },
+    #[error("card {card}: cannot {action}: {reason}")]
+    NotEligible {
+        card: String,
+        action: &'static str,
+        reason: String,
+    },
+    #[error("certificate {serial} is on hold for cause {cause}; only a release for that cause ({wanted} was asked) lifts it")]
+    HoldCause {
+        serial: String,
+        cause: String,
+        wanted: String,
+    },
+    #[error("event {id}: {message}")]
+    Event { id: String, message: String },
     #[error("not stored: the chunk's transaction failed ({0}); run the batch again to retry")]
     NotStored(String),
     #[error("the manifest line is a duplicate of line {0} (same card and usage)")]

@@ -80,7 +80,7 @@ impl Issuers {
         Ok(Self { by_kind })
     }
 
-    fn for_kind(&self, kind: CardKind) -> Result<&Authority> {
+    pub(crate) fn for_kind(&self, kind: CardKind) -> Result<&Authority> {
         self.by_kind.get(&kind).ok_or(CaError::NotInitialised)
     }
 }
@@ -101,9 +101,15 @@ pub fn chain_der(ca: &mut Ca, issuer: &str) -> Result<Vec<Vec<u8>>> {
 /// The last instant a card's certificates may be valid:
 /// min(issue date + 3 years, day after expiry) minus one second.
 pub fn card_certificate_limit(card: &CardRow) -> DateTime<Utc> {
+    certificate_limit(card, card.issue_date)
+}
+
+/// The card rule with a reference date (CPS 6.3.2: the card's issue date at
+/// personalisation, the renewal date for a renewal):
+/// min(reference + 3 years, day after card expiry) minus one second.
+pub fn certificate_limit(card: &CardRow, reference: NaiveDate) -> DateTime<Utc> {
     let midnight = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
-    let three_years = card
-        .issue_date
+    let three_years = reference
         .checked_add_months(Months::new(12 * CARD_CERT_YEARS))
         .unwrap_or(NaiveDate::MAX);
     let after_expiry = card.expiry_date.succ_opt().unwrap_or(NaiveDate::MAX);
@@ -117,9 +123,38 @@ struct Plan {
     kind: CardKind,
     profile: Profile,
     not_after: DateTime<Utc>,
+    /// Personalisation certificates start on hold (pending activation);
+    /// mobile-derived ones, made for an activated card, start active.
+    status: CertStatus,
+    /// A mobile certificate: the card authentication certificate it follows.
+    linked_serial: Option<String>,
 }
 
-fn check_holder_and_card(
+/// A mobile-derived certificate needs the card's activated authentication
+/// certificate (CPS 4.2.1 (6)), and never outlives it (CPS 6.3.2).
+pub(crate) fn mobile_parent<'a>(
+    card_number: &str,
+    live: &'a HashMap<(String, Usage), CertificateRow>,
+) -> Result<&'a CertificateRow> {
+    match live.get(&(card_number.to_string(), Usage::Auth)) {
+        Some(auth) if auth.status == CertStatus::Active.as_str() => Ok(auth),
+        Some(auth) => Err(CaError::NotEligible {
+            card: card_number.to_string(),
+            action: "issue a mobile certificate",
+            reason: format!(
+                "its authentication certificate {} is {}, not active",
+                auth.serial, auth.status
+            ),
+        }),
+        None => Err(CaError::NotEligible {
+            card: card_number.to_string(),
+            action: "issue a mobile certificate",
+            reason: "it has no live authentication certificate".into(),
+        }),
+    }
+}
+
+pub(crate) fn check_holder_and_card(
     input: &IssueInput,
     card: &CardRow,
     holder: &IdentityRow,
@@ -226,13 +261,22 @@ pub fn plan_chunk(
             if let Some(first) = claims.get(&(input.card_number.clone(), input.usage)) {
                 return Err(CaError::DuplicateInBatch(*first));
             }
+            let (status, not_after, linked_serial) = if input.usage == Usage::MobileAuth {
+                let auth = mobile_parent(&input.card_number, &live)?;
+                let auth_end = auth.not_after.and_utc();
+                (CertStatus::Active, card_limit.min(auth_end), Some(auth.serial.clone()))
+            } else {
+                (CertStatus::Hold, card_limit, None)
+            };
             claims.insert((input.card_number.clone(), input.usage), input.line);
             Ok(Plan {
                 index,
                 holder: holder.clone(),
                 kind,
                 profile: ca.policy.profile_for_usage(input.usage)?.clone(),
-                not_after: card_limit,
+                not_after,
+                status,
+                linked_serial,
             })
         })();
         match planned {
@@ -394,35 +438,69 @@ fn mint_one(
             serial: existing.serial.clone(),
         });
     }
-    let holder = &plan.holder;
+    let row = build_card_certificate(
+        config,
+        issuers.for_kind(plan.kind)?,
+        CardCertificate {
+            holder: &plan.holder,
+            card_number: &input.card_number,
+            usage: input.usage,
+            profile: &plan.profile,
+            public_key: checked.public_key,
+            not_after: plan.not_after,
+            status: plan.status,
+            linked_serial: plan.linked_serial.as_deref(),
+        },
+        now,
+    )?;
+    Ok(Outcome::Issued(row))
+}
+
+/// What a card certificate certifies.
+pub(crate) struct CardCertificate<'a> {
+    pub holder: &'a IdentityRow,
+    pub card_number: &'a str,
+    pub usage: Usage,
+    pub profile: &'a Profile,
+    pub public_key: spki::SubjectPublicKeyInfoOwned,
+    pub not_after: DateTime<Utc>,
+    pub status: CertStatus,
+    pub linked_serial: Option<&'a str>,
+}
+
+/// Builds, lints and signs a card certificate (the subject from the registry).
+pub(crate) fn build_card_certificate(
+    config: &Config,
+    issuer: &Authority,
+    cert: CardCertificate<'_>,
+    now: DateTime<Utc>,
+) -> Result<CertificateRow> {
     let subject = name::natural_person(
         &config.country,
-        &holder.family_name,
-        &holder.given_names,
-        &holder.registry_key,
+        &cert.holder.family_name,
+        &cert.holder.given_names,
+        &cert.holder.registry_key,
     )
     .map_err(|e| CaError::Field {
         field: "subject".into(),
         message: e.to_string(),
     })?;
-    let issuer = issuers.for_kind(plan.kind)?;
-    let row = mint(
+    mint(
         config,
         MintRequest {
-            profile: &plan.profile,
+            profile: cert.profile,
             subject,
-            public_key: checked.public_key,
+            public_key: cert.public_key,
             not_before: now,
-            not_after: plan.not_after,
-            latest_not_after: Some(plan.not_after),
-            card: Some((&input.card_number, &holder.registry_key, input.usage)),
-            status: CertStatus::Active,
-            linked_serial: None,
+            not_after: cert.not_after,
+            latest_not_after: Some(cert.not_after),
+            card: Some((cert.card_number, &cert.holder.registry_key, cert.usage)),
+            status: cert.status,
+            linked_serial: cert.linked_serial,
         },
         &issuer.issuer(),
         now,
-    )?;
-    Ok(Outcome::Issued(row))
+    )
 }
 
 /// Issues one certificate; any refusal is an error.

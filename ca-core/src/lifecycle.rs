@@ -1,9 +1,609 @@
-//! The certificate lifecycle state machine. (Being written: placeholder API.)
+//! The certificate lifecycle state machine (CPS 4.3.1, 4.4.1, 4.9), the one
+//! place where a certificate's status changes:
+//!
+//! ```text
+//!   issued ──► hold ──activate──► active ◄──resume(cause)── suspended
+//!               │                  │  └──suspend(cause)──────►  │
+//!               │                  └──expire (past notAfter)──► expired
+//!               └──────────── revoke (from hold, active or suspended) ──► revoked (final)
+//! ```
+//!
+//! * `hold` is "pending activation": personalisation certificates start
+//!   there; activation ([`activate`]) releases them, for an adult holder who
+//!   is not a protected adult, with an active identity and a valid card.
+//! * A suspension records its cause ([`HoldCause`]); a release names the
+//!   cause it lifts, and lifts only holds of that cause (an identity that is
+//!   active again gets back what its suspension held, not what an officer
+//!   suspended).
+//! * Mobile-derived certificates follow the card authentication certificate
+//!   they were derived from (`linked_serial`): a revocation, suspension or
+//!   release of that certificate by serial is applied to them too (cause
+//!   `follows-card` for holds). Changes by card, holder or registry event
+//!   reach them directly, as certificates of the card.
+//! * Every change is written with its audit record in the caller's
+//!   transaction; the audit record feeds the OCSP responder and the CRL
+//!   publisher (`revocation::changes_since`).
 
 use crate::ca::Ca;
-use crate::error::Result;
+use crate::domain::{CardKind, CertStatus, IdentityStatus, Usage};
+use crate::error::{CaError, Result};
+use crate::revocation::Reason;
+use crate::storage::models::{CardRow, CertificateRow, IdentityRow};
+use crate::storage::schema::{cards, certificates};
+use crate::storage::{db_time, Db, StorageError, WriteTx};
+use crate::with_conn;
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
+use diesel::prelude::*;
 
-/// Marks active certificates past their notAfter as expired; returns how many.
-pub fn expire_due(_ca: &mut Ca) -> Result<usize> {
-    Ok(0)
+/// Age of majority, in years.
+pub const ADULT_AGE: u32 = 18;
+
+/// Why a certificate is suspended (CPS 4.9.13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldCause {
+    /// Decided by an RA officer (or the holder at the counter).
+    Officer,
+    /// The identity is `suspended` in the registry.
+    IdentitySuspended,
+    /// A mobile certificate held because its card certificate was.
+    FollowsCard,
+}
+
+impl HoldCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldCause::Officer => "officer",
+            HoldCause::IdentitySuspended => "identity-suspended",
+            HoldCause::FollowsCard => "follows-card",
+        }
+    }
+
+    pub fn parse(s: &str) -> std::result::Result<HoldCause, String> {
+        match s {
+            "officer" => Ok(HoldCause::Officer),
+            "identity-suspended" => Ok(HoldCause::IdentitySuspended),
+            "follows-card" => Ok(HoldCause::FollowsCard),
+            _ => Err(format!(
+                "{s:?} is not a hold cause (officer, identity-suspended, follows-card)"
+            )),
+        }
+    }
+
+    /// The cause of a suspended row (rows suspended before causes were
+    /// recorded count as the officer's).
+    fn of(row: &CertificateRow) -> HoldCause {
+        row.suspension_cause
+            .as_deref()
+            .and_then(|c| HoldCause::parse(c).ok())
+            .unwrap_or(HoldCause::Officer)
+    }
+}
+
+/// A status change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// hold → active.
+    Activate,
+    /// hold, active or suspended → revoked. `None` = no reason code.
+    Revoke(Option<Reason>),
+    /// active → suspended, for a cause.
+    Suspend(HoldCause),
+    /// suspended (for this cause) → active.
+    Resume(HoldCause),
+    /// active → expired, once past notAfter.
+    Expire,
+}
+
+impl Transition {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Transition::Activate => "activate",
+            Transition::Revoke(_) => "revoke",
+            Transition::Suspend(_) => "suspend",
+            Transition::Resume(_) => "resume",
+            Transition::Expire => "expire",
+        }
+    }
+
+    /// The audit action (the `certificate.` prefix puts it on the change feed).
+    pub fn action(self) -> &'static str {
+        match self {
+            Transition::Activate => "certificate.activate",
+            Transition::Revoke(_) => "certificate.revoke",
+            Transition::Suspend(_) => "certificate.suspend",
+            Transition::Resume(_) => "certificate.resume",
+            Transition::Expire => "certificate.expire",
+        }
+    }
+
+    /// What the certificates linked to a changed one undergo.
+    fn for_linked(self) -> Option<Transition> {
+        match self {
+            Transition::Revoke(r) => Some(Transition::Revoke(r)),
+            Transition::Suspend(_) => Some(Transition::Suspend(HoldCause::FollowsCard)),
+            Transition::Resume(_) => Some(Transition::Resume(HoldCause::FollowsCard)),
+            Transition::Activate | Transition::Expire => None,
+        }
+    }
+}
+
+/// The status a transition leads to from a row, or why it cannot happen.
+pub fn next_status(row: &CertificateRow, t: Transition, now: NaiveDateTime) -> Result<CertStatus> {
+    let from: CertStatus = row.status.parse().map_err(|m| CaError::Field {
+        field: "status".into(),
+        message: m,
+    })?;
+    let refused = || CaError::Transition {
+        serial: row.serial.clone(),
+        status: from,
+        change: t.verb().to_string(),
+    };
+    match (from, t) {
+        (_, Transition::Revoke(Some(Reason::CertificateHold))) => Err(CaError::Field {
+            field: "reason".into(),
+            message: "certificateHold is a suspension: use suspend".into(),
+        }),
+        (CertStatus::Hold, Transition::Activate) => Ok(CertStatus::Active),
+        (CertStatus::Hold | CertStatus::Active | CertStatus::Suspended, Transition::Revoke(_)) => {
+            Ok(CertStatus::Revoked)
+        }
+        (CertStatus::Active, Transition::Suspend(_)) => Ok(CertStatus::Suspended),
+        (CertStatus::Suspended, Transition::Resume(cause)) => {
+            let held_for = HoldCause::of(row);
+            if held_for == cause {
+                Ok(CertStatus::Active)
+            } else {
+                Err(CaError::HoldCause {
+                    serial: row.serial.clone(),
+                    cause: held_for.as_str().into(),
+                    wanted: cause.as_str().into(),
+                })
+            }
+        }
+        (CertStatus::Active, Transition::Expire) if row.not_after < now => Ok(CertStatus::Expired),
+        _ => Err(refused()),
+    }
+}
+
+/// Which certificates a change is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Serial(String),
+    /// Every certificate of a card (its mobile ones included).
+    Card(String),
+    /// The mobile certificates of a card only (a lost phone).
+    CardMobile(String),
+    /// Every certificate of every card of a holder.
+    Holder(String),
+    /// The certificates of a holder's residence cards.
+    HolderResidence(String),
+}
+
+impl Scope {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scope::Serial(_) => "serial",
+            Scope::Card(_) => "card",
+            Scope::CardMobile(_) => "card-mobile",
+            Scope::Holder(_) => "holder",
+            Scope::HolderResidence(_) => "holder-residence",
+        }
+    }
+
+    pub fn target(&self) -> &str {
+        match self {
+            Scope::Serial(s)
+            | Scope::Card(s)
+            | Scope::CardMobile(s)
+            | Scope::Holder(s)
+            | Scope::HolderResidence(s) => s,
+        }
+    }
+
+    pub fn parse(kind: &str, target: &str) -> std::result::Result<Scope, String> {
+        let t = target.to_string();
+        Ok(match kind {
+            "serial" => Scope::Serial(t),
+            "card" => Scope::Card(t),
+            "card-mobile" => Scope::CardMobile(t),
+            "holder" => Scope::Holder(t),
+            "holder-residence" => Scope::HolderResidence(t),
+            _ => return Err(format!("{kind:?} is not a scope")),
+        })
+    }
+
+    /// Checks that the target exists (card, holder or certificate).
+    pub fn check_exists(&self, db: &mut Db) -> Result<()> {
+        match self {
+            Scope::Serial(s) => crate::certificates::find(db, s).map(|_| ()),
+            Scope::Card(c) | Scope::CardMobile(c) => crate::cards::find(db, c).map(|_| ()),
+            Scope::Holder(h) | Scope::HolderResidence(h) => {
+                crate::registry::find(db, h).map(|_| ())
+            }
+        }
+    }
+}
+
+/// The certificates in a scope (any status; newest first).
+pub fn certificates_in(db: &mut Db, scope: &Scope) -> Result<Vec<CertificateRow>> {
+    let rows = match scope {
+        Scope::Serial(s) => vec![crate::certificates::find(db, s)?],
+        Scope::Card(card) => crate::certificates::list(db, Some(card), i64::MAX)?,
+        Scope::CardMobile(card) => crate::certificates::list(db, Some(card), i64::MAX)?
+            .into_iter()
+            .filter(|r| r.usage.as_deref() == Some(Usage::MobileAuth.as_str()))
+            .collect(),
+        Scope::Holder(holder) | Scope::HolderResidence(holder) => {
+            let only_residence = matches!(scope, Scope::HolderResidence(_));
+            let card_numbers: Vec<String> = with_conn!(db, c => {
+                let q = cards::table.filter(cards::holder_key.eq(holder)).into_boxed();
+                let q = if only_residence { q.filter(cards::kind.eq(CardKind::Residence.as_str())) } else { q };
+                q.select(cards::card_number).load(c)
+            })
+            .map_err(StorageError::from)?;
+            with_conn!(db, c => certificates::table
+                .filter(certificates::card_number.eq_any(&card_numbers))
+                .order((certificates::issued_at.desc(), certificates::serial))
+                .select(CertificateRow::as_select())
+                .load(c))
+            .map_err(StorageError::from)?
+        }
+    };
+    Ok(rows)
+}
+
+/// Applies a transition to every certificate of a scope it applies to,
+/// inside the caller's transaction, with the linked mobile certificates of
+/// a certificate changed by serial. `strict`: a certificate of the scope
+/// the transition does not apply to is an error (an officer naming one
+/// serial); otherwise it is skipped. Returns the changed rows.
+pub fn apply_in(
+    tx: &mut WriteTx<'_>,
+    scope: &Scope,
+    t: Transition,
+    invalidity: Option<NaiveDateTime>,
+    context: &serde_json::Value,
+    strict: bool,
+) -> Result<Vec<CertificateRow>> {
+    let now = tx.at();
+    let rows = certificates_in(tx.db, scope)?;
+    let by_serial = matches!(scope, Scope::Serial(_));
+    let mut changed = Vec::new();
+    for row in rows {
+        match next_status(&row, t, now) {
+            Ok(to) => {
+                let serial = row.serial.clone();
+                let is_auth = row.usage.as_deref() == Some(Usage::Auth.as_str());
+                changed.push(write(tx, row, to, t, invalidity, context)?);
+                if by_serial && is_auth {
+                    if let Some(linked_t) = t.for_linked() {
+                        for linked in linked_to(tx.db, &serial)? {
+                            if let Ok(to) = next_status(&linked, linked_t, now) {
+                                changed.push(write(tx, linked, to, linked_t, invalidity, context)?);
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) if strict => return Err(e),
+            Err(_) => {}
+        }
+    }
+    Ok(changed)
+}
+
+/// Applies a transition to one certificate, without the linked ones.
+pub(crate) fn apply_one(
+    tx: &mut WriteTx<'_>,
+    serial: &str,
+    t: Transition,
+    context: &serde_json::Value,
+) -> Result<CertificateRow> {
+    let row = crate::certificates::find(tx.db, serial)?;
+    let to = next_status(&row, t, tx.at())?;
+    write(tx, row, to, t, None, context)
+}
+
+/// The certificates derived from a card certificate.
+fn linked_to(db: &mut Db, serial: &str) -> Result<Vec<CertificateRow>> {
+    Ok(with_conn!(db, c => certificates::table
+        .filter(certificates::linked_serial.eq(serial))
+        .select(CertificateRow::as_select())
+        .load(c))
+    .map_err(StorageError::from)?)
+}
+
+/// Writes one row's new status and its audit record.
+fn write(
+    tx: &mut WriteTx<'_>,
+    mut row: CertificateRow,
+    to: CertStatus,
+    t: Transition,
+    invalidity: Option<NaiveDateTime>,
+    context: &serde_json::Value,
+) -> Result<CertificateRow> {
+    let at = tx.at();
+    let (revoked_at, reason, cause) = match t {
+        Transition::Revoke(reason) => (Some(at), reason, None),
+        Transition::Suspend(cause) => (Some(at), Some(Reason::CertificateHold), Some(cause)),
+        Transition::Activate | Transition::Resume(_) | Transition::Expire => (None, None, None),
+    };
+    let invalidity_date = match to {
+        CertStatus::Revoked | CertStatus::Suspended => invalidity.or(row.invalidity_date),
+        _ => None,
+    };
+    with_conn!(tx.db, c => diesel::update(certificates::table.find(&row.serial))
+        .set((
+            certificates::status.eq(to.as_str()),
+            certificates::revoked_at.eq(revoked_at),
+            certificates::revocation_reason.eq(reason.map(Reason::as_str)),
+            certificates::invalidity_date.eq(invalidity_date),
+            certificates::suspension_cause.eq(cause.map(HoldCause::as_str)),
+        ))
+        .execute(c))
+    .map_err(StorageError::from)?;
+    tx.audit(
+        t.action(),
+        &row.serial,
+        serde_json::json!({"from": row.status, "to": to, "reason": reason.map(Reason::as_str),
+                           "hold_cause": cause.map(HoldCause::as_str),
+                           "invalidity_date": invalidity_date, "card": row.card_number,
+                           "usage": row.usage, "issuer": row.issuer, "context": context}),
+    );
+    row.status = to.as_str().to_string();
+    row.revoked_at = revoked_at;
+    row.revocation_reason = reason.map(|r| r.as_str().to_string());
+    row.invalidity_date = invalidity_date;
+    row.suspension_cause = cause.map(|c| c.as_str().to_string());
+    Ok(row)
+}
+
+/// Applies a transition in its own audited transaction. A scope other than
+/// a serial with nothing to change is an error.
+pub fn change(
+    ca: &mut Ca,
+    scope: &Scope,
+    t: Transition,
+    invalidity: Option<NaiveDateTime>,
+    context: serde_json::Value,
+) -> Result<Vec<CertificateRow>> {
+    let now = ca.clock.now();
+    if let Some(inv) = invalidity {
+        if inv > db_time(now) {
+            return Err(CaError::Field {
+                field: "invalidity date".into(),
+                message: format!("{inv} is in the future"),
+            });
+        }
+        if !matches!(t, Transition::Revoke(_) | Transition::Suspend(_)) {
+            return Err(CaError::Field {
+                field: "invalidity date".into(),
+                message: "only a revocation or suspension has one".into(),
+            });
+        }
+    }
+    let actor = ca.actor.clone();
+    ca.db.write(&actor, now, |tx| {
+        scope.check_exists(tx.db)?;
+        let strict = matches!(scope, Scope::Serial(_));
+        let changed = apply_in(tx, scope, t, invalidity, &context, strict)?;
+        if changed.is_empty() {
+            return Err(CaError::Field {
+                field: scope.kind().into(),
+                message: format!("{} has no certificate to {}", scope.target(), t.verb()),
+            });
+        }
+        Ok(changed)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Eligibility (CPS 4.4.1)
+// ---------------------------------------------------------------------------
+
+/// Full years of age at `now` of someone born at `born`.
+pub fn age_at(born: NaiveDateTime, now: DateTime<Utc>) -> u32 {
+    let today = now.date_naive();
+    let birth = born.date();
+    let mut years = today.year() - birth.year();
+    if (today.month(), today.day()) < (birth.month(), birth.day()) {
+        years -= 1;
+    }
+    years.max(0) as u32
+}
+
+/// Why a holder and card may not activate or renew now, if they may not:
+/// the holder must be an adult, not a protected adult, with an active
+/// identity, and the card valid today.
+pub fn eligibility(
+    holder: &IdentityRow,
+    card: &CardRow,
+    now: DateTime<Utc>,
+) -> std::result::Result<(), String> {
+    let age = age_at(holder.birth_datetime, now);
+    if age < ADULT_AGE {
+        return Err(format!(
+            "holder {} is a minor ({age} years old; activation from {ADULT_AGE})",
+            holder.registry_key
+        ));
+    }
+    if holder.protected_adult {
+        return Err(format!(
+            "holder {} is a protected adult",
+            holder.registry_key
+        ));
+    }
+    let status: IdentityStatus = holder.status.parse().unwrap_or(IdentityStatus::Inactive);
+    if status != IdentityStatus::Active {
+        return Err(format!(
+            "identity {} is {status} in the registry",
+            holder.registry_key
+        ));
+    }
+    let today = now.date_naive();
+    if today < card.issue_date || today > card.expiry_date {
+        return Err(format!(
+            "the card is not valid today ({today}; valid {} to {})",
+            card.issue_date, card.expiry_date
+        ));
+    }
+    Ok(())
+}
+
+/// Activation (acceptance, CPS 4.4.1): releases the card's certificates
+/// held pending activation.
+pub fn activate(ca: &mut Ca, card_number: &str) -> Result<Vec<CertificateRow>> {
+    let now = ca.clock.now();
+    let card = crate::cards::find(&mut ca.db, card_number)?;
+    let holder = crate::registry::find(&mut ca.db, &card.holder_key)?;
+    eligibility(&holder, &card, now).map_err(|reason| CaError::NotEligible {
+        card: card_number.to_string(),
+        action: "activate",
+        reason,
+    })?;
+    let scope = Scope::Card(card_number.to_string());
+    let context = serde_json::json!({"activation": {"holder": holder.registry_key}});
+    let actor = ca.actor.clone();
+    ca.db.write(&actor, now, |tx| {
+        let changed = apply_in(tx, &scope, Transition::Activate, None, &context, false)?;
+        if changed.is_empty() {
+            return Err(CaError::NotEligible {
+                card: card_number.to_string(),
+                action: "activate",
+                reason: "it has no certificate pending activation".into(),
+            });
+        }
+        Ok(changed)
+    })
+}
+
+/// Marks active certificates past their notAfter as expired, one audited
+/// transaction per chunk; returns how many.
+pub fn expire_due(ca: &mut Ca) -> Result<usize> {
+    let now = ca.clock.now();
+    let at = db_time(now);
+    let actor = ca.actor.clone();
+    let mut total = 0;
+    loop {
+        let serials: Vec<String> = with_conn!(&mut ca.db, c => certificates::table
+            .filter(certificates::status.eq(CertStatus::Active.as_str()))
+            .filter(certificates::not_after.lt(at))
+            .order(certificates::not_after)
+            .limit(500)
+            .select(certificates::serial)
+            .load(c))
+        .map_err(StorageError::from)?;
+        if serials.is_empty() {
+            return Ok(total);
+        }
+        let n = ca.db.write(&actor, now, |tx| {
+            let mut n = 0;
+            for row in crate::certificates::find_many(tx.db, &serials)?.into_values() {
+                // Re-checked inside the transaction: another writer may
+                // have changed the row since it was selected.
+                if let Ok(to) = next_status(&row, Transition::Expire, at) {
+                    write(tx, row, to, Transition::Expire, None, &serde_json::Value::Null)?;
+                    n += 1;
+                }
+            }
+            Ok::<_, CaError>(n)
+        })?;
+        total += n;
+        if n == 0 {
+            return Ok(total);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: &str, cause: Option<&str>) -> CertificateRow {
+        CertificateRow {
+            serial: "01".into(),
+            issuer: "identity-card-ca".into(),
+            profile: "card-auth".into(),
+            kind: "end-entity".into(),
+            usage: Some("auth".into()),
+            card_number: Some("ID1".into()),
+            holder_key: Some("K".into()),
+            subject: "CN=x".into(),
+            not_before: "2026-01-01T00:00:00".parse().unwrap(),
+            not_after: "2029-01-01T00:00:00".parse().unwrap(),
+            status: status.into(),
+            public_key_sha256: "00".into(),
+            der: vec![],
+            issued_at: "2026-01-01T00:00:00".parse().unwrap(),
+            revoked_at: None,
+            revocation_reason: None,
+            invalidity_date: None,
+            crl_partition: 0,
+            suspension_cause: cause.map(str::to_string),
+            linked_serial: None,
+        }
+    }
+
+    #[test]
+    fn the_state_machine_allows_only_its_arrows() {
+        let now: NaiveDateTime = "2027-01-01T00:00:00".parse().unwrap();
+        let later: NaiveDateTime = "2030-01-01T00:00:00".parse().unwrap();
+        use CertStatus::*;
+        let officer = HoldCause::Officer;
+        let cases = [
+            ("hold", Transition::Activate, now, Some(Active)),
+            ("hold", Transition::Revoke(None), now, Some(Revoked)),
+            ("hold", Transition::Suspend(officer), now, None),
+            ("hold", Transition::Resume(officer), now, None),
+            ("active", Transition::Activate, now, None),
+            ("active", Transition::Suspend(officer), now, Some(Suspended)),
+            ("active", Transition::Revoke(Some(Reason::KeyCompromise)), now, Some(Revoked)),
+            ("active", Transition::Expire, now, None),
+            ("active", Transition::Expire, later, Some(Expired)),
+            ("suspended", Transition::Resume(officer), now, Some(Active)),
+            ("suspended", Transition::Revoke(None), now, Some(Revoked)),
+            ("suspended", Transition::Suspend(officer), now, None),
+            ("revoked", Transition::Resume(officer), now, None),
+            ("revoked", Transition::Revoke(None), now, None),
+            ("revoked", Transition::Activate, now, None),
+            ("expired", Transition::Revoke(None), now, None),
+            ("expired", Transition::Activate, now, None),
+        ];
+        for (from, t, at, want) in cases {
+            let cause = (from == "suspended").then_some("officer");
+            let got = next_status(&row(from, cause), t, at).ok();
+            assert_eq!(got, want, "{from} --{t:?}-->");
+        }
+        assert!(next_status(
+            &row("active", None),
+            Transition::Revoke(Some(Reason::CertificateHold)),
+            now
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn a_hold_is_released_only_for_its_own_cause() {
+        let now: NaiveDateTime = "2027-01-01T00:00:00".parse().unwrap();
+        let held = row("suspended", Some("identity-suspended"));
+        assert!(matches!(
+            next_status(&held, Transition::Resume(HoldCause::Officer), now),
+            Err(CaError::HoldCause { .. })
+        ));
+        assert_eq!(
+            next_status(&held, Transition::Resume(HoldCause::IdentitySuspended), now).unwrap(),
+            CertStatus::Active
+        );
+        // Rows suspended before causes were recorded are the officer's.
+        let legacy = row("suspended", None);
+        assert!(next_status(&legacy, Transition::Resume(HoldCause::Officer), now).is_ok());
+    }
+
+    #[test]
+    fn age_counts_full_years() {
+        let born: NaiveDateTime = "2008-11-23T10:00:00".parse().unwrap();
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(age_at(born, at("2026-11-22T12:00:00Z")), 17);
+        assert_eq!(age_at(born, at("2026-11-23T00:00:00Z")), 18);
+    }
 }

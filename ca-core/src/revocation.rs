@@ -1,15 +1,14 @@
-//! Status changes of certificates: revocation (final), suspension
-//! (certificateHold) and resumption, by serial or for every live
-//! certificate of a card. Each change is one audited transaction; the audit
-//! records double as the change feed that the OCSP responder and the CRL
+//! Revocation vocabulary (RFC 5280 reasons), officers' status changes by
+//! serial or card (applied by [`crate::lifecycle`]), and the change feed: the audit
+//! records that the OCSP responder and the CRL
 //! publisher follow ([`changes_since`]).
 
 use crate::ca::Ca;
-use crate::domain::CertStatus;
-use crate::error::{CaError, Result};
+use crate::error::Result;
+use crate::lifecycle::{self, HoldCause, Scope, Transition};
 use crate::storage::models::CertificateRow;
-use crate::storage::schema::{audit_head, audit_log, certificates};
-use crate::storage::{db_time, Db, StorageError};
+use crate::storage::schema::{audit_head, audit_log};
+use crate::storage::{Db, StorageError};
 use crate::with_conn;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -88,7 +87,16 @@ pub enum Target {
     Card(String),
 }
 
-/// The status change to make.
+impl Target {
+    pub fn scope(&self) -> Scope {
+        match self {
+            Target::Serial(s) => Scope::Serial(s.clone()),
+            Target::Card(c) => Scope::Card(c.clone()),
+        }
+    }
+}
+
+/// An officer's status change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     /// Final. `None` = no reason code.
@@ -99,128 +107,35 @@ pub enum Change {
 
 impl Change {
     pub fn verb(self) -> &'static str {
-        match self {
-            Change::Revoke(_) => "revoke",
-            Change::Suspend => "suspend",
-            Change::Resume => "resume",
-        }
+        self.transition().verb()
     }
 
-    fn action(self) -> &'static str {
+    /// The lifecycle transition: an officer's suspension and release are
+    /// holds of cause `officer`.
+    pub fn transition(self) -> Transition {
         match self {
-            Change::Revoke(_) => "certificate.revoke",
-            Change::Suspend => "certificate.suspend",
-            Change::Resume => "certificate.resume",
+            Change::Revoke(r) => Transition::Revoke(r),
+            Change::Suspend => Transition::Suspend(HoldCause::Officer),
+            Change::Resume => Transition::Resume(HoldCause::Officer),
         }
     }
 }
 
-fn check_transition(row: &CertificateRow, change: Change) -> Result<CertStatus> {
-    let from: CertStatus = row.status.parse().map_err(|m| CaError::Field {
-        field: "status".into(),
-        message: m,
-    })?;
-    let to = match (from, change) {
-        (
-            CertStatus::Hold | CertStatus::Active | CertStatus::Suspended,
-            Change::Revoke(Some(Reason::CertificateHold)),
-        ) => {
-            return Err(CaError::Field {
-                field: "reason".into(),
-                message: "certificateHold is a suspension: use suspend".into(),
-            })
-        }
-        (CertStatus::Hold | CertStatus::Active | CertStatus::Suspended, Change::Revoke(_)) => {
-            CertStatus::Revoked
-        }
-        (CertStatus::Active, Change::Suspend) => CertStatus::Suspended,
-        (CertStatus::Suspended, Change::Resume) => CertStatus::Active,
-        _ => {
-            return Err(CaError::Transition {
-                serial: row.serial.clone(),
-                status: from,
-                change: change.verb().to_string(),
-            })
-        }
-    };
-    Ok(to)
-}
-
-/// Applies a change; returns the changed certificates. All or nothing.
+/// Applies an officer's change (see [`lifecycle::change`]); returns the
+/// changed certificates. All or nothing.
 pub fn apply(
     ca: &mut Ca,
     target: &Target,
     change: Change,
     invalidity: Option<NaiveDateTime>,
 ) -> Result<Vec<CertificateRow>> {
-    let now = ca.clock.now();
-    let at = db_time(now);
-    if let Some(inv) = invalidity {
-        if inv > at {
-            return Err(CaError::Field {
-                field: "invalidity date".into(),
-                message: format!("{inv} is in the future"),
-            });
-        }
-        if !matches!(change, Change::Revoke(_) | Change::Suspend) {
-            return Err(CaError::Field {
-                field: "invalidity date".into(),
-                message: "only a revocation or suspension has one".into(),
-            });
-        }
-    }
-    let actor = ca.actor.clone();
-    ca.db.write(&actor, now, |tx| {
-        let rows: Vec<CertificateRow> = match target {
-            Target::Serial(serial) => vec![crate::certificates::find(tx.db, serial)?],
-            Target::Card(card) => {
-                crate::cards::find(tx.db, card)?;
-                let rows = crate::certificates::list(tx.db, Some(card), i64::MAX)?;
-                let wanted: Vec<CertificateRow> = rows
-                    .into_iter()
-                    .filter(|r| check_transition(r, change).is_ok())
-                    .collect();
-                if wanted.is_empty() {
-                    return Err(CaError::Field {
-                        field: "card".into(),
-                        message: format!("card {card} has no certificate to {}", change.verb()),
-                    });
-                }
-                wanted
-            }
-        };
-        let mut changed = Vec::with_capacity(rows.len());
-        for mut row in rows {
-            let to = check_transition(&row, change)?;
-            let (revoked_at, reason) = match change {
-                Change::Revoke(reason) => (Some(at), reason),
-                Change::Suspend => (Some(at), Some(Reason::CertificateHold)),
-                Change::Resume => (None, None),
-            };
-            let invalidity_date = if to == CertStatus::Active { None } else { invalidity.or(row.invalidity_date) };
-            with_conn!(tx.db, c => diesel::update(certificates::table.find(&row.serial))
-                .set((
-                    certificates::status.eq(to.as_str()),
-                    certificates::revoked_at.eq(revoked_at),
-                    certificates::revocation_reason.eq(reason.map(Reason::as_str)),
-                    certificates::invalidity_date.eq(invalidity_date),
-                ))
-                .execute(c))
-            .map_err(StorageError::from)?;
-            tx.audit(
-                change.action(),
-                &row.serial,
-                serde_json::json!({"from": row.status, "to": to, "reason": reason.map(Reason::as_str),
-                                   "invalidity_date": invalidity_date, "card": row.card_number, "issuer": row.issuer}),
-            );
-            row.status = to.as_str().to_string();
-            row.revoked_at = revoked_at;
-            row.revocation_reason = reason.map(|r| r.as_str().to_string());
-            row.invalidity_date = invalidity_date;
-            changed.push(row);
-        }
-        Ok(changed)
-    })
+    lifecycle::change(
+        ca,
+        &target.scope(),
+        change.transition(),
+        invalidity,
+        serde_json::Value::Null,
+    )
 }
 
 /// The current position of the change feed (the audit chain's head).

@@ -525,9 +525,21 @@ impl TestEnv {
         make_csr(self.dir(), key, &unique_suffix())
     }
 
-    /// `issue --card N --usage U --csr FILE --json`, and the PEMs on disk.
+    /// A certificate in use: `issue` (on hold, pending activation), then
+    /// `activate --card N` when it is on hold, as at the counter.
     #[track_caller]
     pub fn issue(&self, card: &str, usage: &str, csr: &Path) -> Issued {
+        let mut issued = self.issue_on_hold(card, usage, csr);
+        if issued.json["status"] == "hold" {
+            self.ok(&["activate", "--card", card]);
+            issued.json["status"] = "active".into();
+        }
+        issued
+    }
+
+    /// `issue --card N --usage U --csr FILE --json`, and the PEMs on disk.
+    #[track_caller]
+    pub fn issue_on_hold(&self, card: &str, usage: &str, csr: &Path) -> Issued {
         let args = [
             "issue",
             "--card",

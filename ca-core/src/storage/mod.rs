@@ -123,6 +123,7 @@ impl Db {
         let result = (|| {
             let head = audit::lock_head(self)?;
             let mut tx = WriteTx {
+                head_seq: head.seq,
                 db: self,
                 pending: Vec::new(),
                 actor: actor.to_string(),
@@ -150,6 +151,7 @@ impl Db {
 /// An open write transaction.
 pub struct WriteTx<'a> {
     pub db: &'a mut Db,
+    head_seq: i64,
     pending: Vec<PendingAudit>,
     actor: String,
     at: NaiveDateTime,
@@ -165,6 +167,13 @@ impl WriteTx<'_> {
             subject: subject.to_string(),
             details,
         });
+    }
+
+    /// The sequence number of the last audit record queued so far (the
+    /// change-feed position at which this transaction's changes up to now
+    /// become visible once it commits).
+    pub fn last_seq(&self) -> i64 {
+        self.head_seq + self.pending.len() as i64
     }
 
     /// The transaction's timestamp (as stored).

@@ -197,6 +197,7 @@ diesel::table! {
 }
 
 diesel::joinable!(cards -> identities (holder_key));
+diesel::joinable!(revocation_requests -> registry_events (event_id));
 diesel::joinable!(issuance_batch_entries -> issuance_batches (batch_id));
 diesel::allow_tables_to_appear_in_same_query!(
     audit_head,
