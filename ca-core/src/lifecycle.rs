@@ -388,6 +388,13 @@ pub fn change(
         let strict = matches!(scope, Scope::Serial(_));
         let changed = apply_in(tx, scope, t, invalidity, &context, strict)?;
         if changed.is_empty() {
+            // A hold of another cause says more than "nothing to resume".
+            let at = tx.at();
+            for row in certificates_in(tx.db, scope)? {
+                if let Err(e @ CaError::HoldCause { .. }) = next_status(&row, t, at) {
+                    return Err(e);
+                }
+            }
             return Err(CaError::Field {
                 field: scope.kind().into(),
                 message: format!("{} has no certificate to {}", scope.target(), t.verb()),

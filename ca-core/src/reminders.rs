@@ -239,6 +239,7 @@ fn candidates_page(
     from: NaiveDateTime,
     until: NaiveDateTime,
     after: Option<&(NaiveDateTime, String)>,
+    page_size: i64,
 ) -> Result<Vec<Candidate>> {
     use certificates::dsl as c;
     let rows = match after {
@@ -248,7 +249,7 @@ fn candidates_page(
             .filter(c::not_after.le(until))
             .filter(c::card_number.is_not_null())
             .order((c::not_after, c::card_number, c::serial))
-            .limit(PAGE)
+            .limit(page_size)
             .select((c::serial, c::card_number, c::not_after, c::usage))
             .load::<Candidate>(conn)),
         Some((na, card)) => with_conn!(db, conn => c::certificates
@@ -258,7 +259,7 @@ fn candidates_page(
             .filter(c::not_after.gt(*na).or(c::card_number.gt(card)))
             .filter(c::card_number.is_not_null())
             .order((c::not_after, c::card_number, c::serial))
-            .limit(PAGE)
+            .limit(page_size)
             .select((c::serial, c::card_number, c::not_after, c::usage))
             .load::<Candidate>(conn)),
     }
@@ -327,6 +328,10 @@ fn existing_keys(
 /// candidates. Idempotent: a `(card, notAfter, offset)` already decided is
 /// never decided again, whoever decided it. See the module documentation.
 pub fn decide_due(ca: &mut Ca) -> Result<DecideReport> {
+    decide_due_paged(ca, PAGE)
+}
+
+fn decide_due_paged(ca: &mut Ca, page_size: i64) -> Result<DecideReport> {
     let now = db_time(ca.clock.now());
     let offsets = offsets(&ca.config.reminders);
     let Some(&largest) = offsets.last() else {
@@ -336,8 +341,8 @@ pub fn decide_due(ca: &mut Ca) -> Result<DecideReport> {
     let mut report = DecideReport::default();
     let mut after: Option<(NaiveDateTime, String)> = None;
     loop {
-        let page = candidates_page(&mut ca.db, now, until, after.as_ref())?;
-        let full = page.len() as i64 == PAGE;
+        let page = candidates_page(&mut ca.db, now, until, after.as_ref(), page_size)?;
+        let full = page.len() as i64 == page_size;
         let mut groups = group(page);
         if full && groups.len() > 1 {
             // The last group may go on in the next page: read it again there.
@@ -438,15 +443,39 @@ fn insert_decided(tx: &mut WriteTx<'_>, rows: &[ReminderRow]) -> Result<(usize, 
     let by_key: HashMap<ReminderKey, &ReminderRow> =
         rows.iter().map(|r| (ReminderKey::of(r), r)).collect();
     let mut inserted = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(CHUNK) {
-        let keys: Vec<(String, NaiveDateTime, i32)> = with_conn!(tx.db, c =>
-            diesel::insert_into(reminders::table)
-                .values(chunk)
-                .on_conflict_do_nothing()
-                .returning((reminders::card_number, reminders::not_after, reminders::offset_days))
-                .get_results(c))
-        .map_err(StorageError::from)?;
-        inserted.extend(keys);
+    match &mut *tx.db {
+        Db::Pg(c) => {
+            for chunk in rows.chunks(CHUNK) {
+                let keys: Vec<(String, NaiveDateTime, i32)> =
+                    diesel::insert_into(reminders::table)
+                        .values(chunk)
+                        .on_conflict_do_nothing()
+                        .returning((
+                            reminders::card_number,
+                            reminders::not_after,
+                            reminders::offset_days,
+                        ))
+                        .get_results(c)
+                        .map_err(StorageError::from)?;
+                inserted.extend(keys);
+            }
+        }
+        Db::Sqlite(c) => {
+            // diesel runs an SQLite multi-row insert with an ON CONFLICT
+            // clause row by row, and a RETURNING that returns nothing for
+            // a skipped row is an error there: one statement per row (cheap
+            // in SQLite, prepared once), the affected count says which.
+            for row in rows {
+                let n = diesel::insert_into(reminders::table)
+                    .values(row)
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .map_err(StorageError::from)?;
+                if n == 1 {
+                    inserted.push((row.card_number.clone(), row.not_after, row.offset_days));
+                }
+            }
+        }
     }
     let (mut email, mut postal) = (0, 0);
     for (card_number, not_after, offset_days) in inserted {
@@ -885,6 +914,7 @@ pub fn postal(db: &mut Db, limit: i64) -> Result<Vec<PostalEntry>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
 
     fn t(s: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap()
@@ -927,6 +957,175 @@ mod tests {
         let id = message_id(&key, "pki.example.com");
         assert_eq!(id, "<eid-reminder.id000000001.20300630T235959Z.30d@pki.example.com>");
         assert_eq!(id, message_id(&key.clone(), "pki.example.com"));
+    }
+
+    /// A CA on a temporary SQLite database with `n` holders (every third
+    /// without e-mail), each with one card and two active certificates
+    /// ending `i` days after `start` (i = 1..=n), plus a revoked one.
+    fn population(
+        n: usize,
+        start: NaiveDateTime,
+    ) -> (tempfile::TempDir, Ca, crate::clock::FixedClock) {
+        use crate::storage::models::CertificateRow;
+        use crate::storage::schema::{cards as cards_t, identities};
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        let clock = crate::clock::FixedClock::new(start.and_utc());
+        let mut ca = Ca::open(config, std::sync::Arc::new(clock.clone()), "test").unwrap();
+        let mut ids = Vec::new();
+        let mut cards = Vec::new();
+        let mut certs = Vec::new();
+        for i in 1..=n {
+            let key = format!("MC{i:08}");
+            ids.push(IdentityRow {
+                registry_key: key.clone(),
+                family_name: "Rossi".into(),
+                given_names: "Marco".into(),
+                birth_name: None,
+                birth_datetime: t("1980-01-01 00:00:00"),
+                birth_place: "Monaco".into(),
+                gender: "M".into(),
+                authority: "town-hall".into(),
+                status: "active".into(),
+                protected_adult: false,
+                email: (i % 3 != 0).then(|| format!("h{i}@example.com")),
+                mobile: None,
+                updated_at: start,
+            });
+            let card = format!("ID{i:09}");
+            cards.push(CardRow {
+                card_number: card.clone(),
+                kind: "identity".into(),
+                holder_key: key.clone(),
+                issue_date: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
+                expiry_date: NaiveDate::from_ymd_opt(2040, 1, 1).unwrap(),
+                registered_at: start,
+            });
+            for (j, (usage, status)) in [("auth", "active"), ("sign", "active"), ("auth", "revoked")]
+                .into_iter()
+                .enumerate()
+            {
+                certs.push(CertificateRow {
+                    serial: format!("{i:08x}{j:02x}"),
+                    issuer: "identity-card-ca".into(),
+                    profile: "card-auth".into(),
+                    kind: "end-entity".into(),
+                    usage: Some(usage.into()),
+                    card_number: Some(card.clone()),
+                    holder_key: Some(key.clone()),
+                    subject: "CN=x".into(),
+                    not_before: start - Duration::days(400),
+                    not_after: start + Duration::days(i as i64),
+                    status: status.into(),
+                    public_key_sha256: "00".into(),
+                    der: vec![0],
+                    issued_at: start - Duration::days(400),
+                    revoked_at: (status == "revoked").then(|| start - Duration::days(1)),
+                    revocation_reason: (status == "revoked").then(|| "superseded".into()),
+                    invalidity_date: None,
+                    crl_partition: 0,
+                    suspension_cause: None,
+                    linked_serial: None,
+                });
+            }
+        }
+        // No CA hierarchy here (its keys are slow to make): the issuer
+        // "identity-card-ca" does not exist, so foreign keys are off.
+        if let Db::Sqlite(c) = &mut ca.db {
+            use diesel::connection::SimpleConnection;
+            c.batch_execute("PRAGMA foreign_keys = OFF").unwrap();
+        }
+        ca.db
+            .write("test", start.and_utc(), |tx| {
+                with_conn!(tx.db, c => diesel::insert_into(identities::table).values(&ids).execute(c))
+                    .map_err(StorageError::from)?;
+                with_conn!(tx.db, c => diesel::insert_into(cards_t::table).values(&cards).execute(c))
+                    .map_err(StorageError::from)?;
+                crate::certificates::insert(tx.db, &certs)
+            })
+            .unwrap();
+        (dir, ca, clock)
+    }
+
+    #[test]
+    fn pages_split_no_card_and_decisions_happen_once() {
+        let start = t("2030-01-01 12:00:00");
+        let (_dir, mut ca, clock) = population(40, start);
+        // Pages of 5 certificates: groups of 2 straddle page ends.
+        let r = decide_due_paged(&mut ca, 5).unwrap();
+        assert_eq!(r.examined, 80, "{r:?}");
+        assert_eq!((r.decided_email, r.decided_postal), (27, 13), "{r:?}");
+        let rows = list(&mut ca.db, None, 1000).unwrap();
+        assert_eq!(rows.len(), 40);
+        assert!(rows.iter().all(|r| r.serials.split(',').count() == 2), "{rows:?}");
+        // Ends 1..=7 days away get offset 7, 8..=30 get 30, the rest 90.
+        let by_offset = |d| rows.iter().filter(|r| r.offset_days == d).count();
+        assert_eq!((by_offset(7), by_offset(30), by_offset(90)), (7, 23, 10));
+        // Again, now or a little later: nothing new.
+        let again = decide_due_paged(&mut ca, 3).unwrap();
+        assert_eq!((again.decided_email, again.decided_postal), (0, 0));
+        clock.advance(Duration::hours(1));
+        let again = decide_due(&mut ca).unwrap();
+        assert_eq!((again.decided_email, again.decided_postal), (0, 0));
+        // Ten days later: ends 11..=17 days after start cross 7 days (they
+        // were at 30), ends 31..=40 cross 30 (they were at 90).
+        clock.advance(Duration::days(10));
+        let later = decide_due(&mut ca).unwrap();
+        assert_eq!(later.decided_email + later.decided_postal, 17, "{later:?}");
+        let audit = crate::audit::list(&mut ca.db, None).unwrap();
+        let decided = audit.iter().filter(|a| a.action == "reminder.decide").count();
+        assert_eq!(decided, 57);
+        crate::audit::verify(&mut ca.db).unwrap();
+    }
+
+    #[test]
+    fn claims_leases_and_outcomes() {
+        let start = t("2030-01-01 12:00:00");
+        let (_dir, mut ca, clock) = population(4, start);
+        ca.config.reminders.max_attempts = 2;
+        decide_due(&mut ca).unwrap();
+        let lease = Duration::minutes(5);
+        let first = claim_due(&mut ca, 10, lease).unwrap();
+        assert_eq!(first.len(), 3, "4 holders, one without e-mail");
+        // Claimed: nobody else gets them until the lease is over.
+        assert!(claim_due(&mut ca, 10, lease).unwrap().is_empty());
+        let key = ReminderKey::of(&first[0]);
+        assert!(mark_sent(&mut ca, &key, "<id@x>").unwrap());
+        assert!(!mark_sent(&mut ca, &key, "<id@x>").unwrap(), "sent once");
+        let k1 = ReminderKey::of(&first[1]);
+        let f = mark_failed(&mut ca, &k1, "connection refused", false).unwrap();
+        let next = db_time(clock.now()) + Duration::seconds(60);
+        assert_eq!(f, Failure::Retry { attempts: 1, next_attempt_at: next });
+        let k2 = ReminderKey::of(&first[2]);
+        assert_eq!(
+            mark_failed(&mut ca, &k2, "550 no such user", true).unwrap(),
+            Failure::Dead { attempts: 1 }
+        );
+        // The lease of nothing is left; the failed one waits for its time.
+        clock.advance(Duration::seconds(59));
+        assert!(claim_due(&mut ca, 10, lease).unwrap().is_empty());
+        clock.advance(Duration::seconds(1));
+        let again = claim_due(&mut ca, 10, lease).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(ReminderKey::of(&again[0]), k1);
+        assert_eq!(
+            mark_failed(&mut ca, &k1, "connection refused", false).unwrap(),
+            Failure::Dead { attempts: 2 }
+        );
+        assert_eq!(mark_failed(&mut ca, &k1, "x", false).unwrap(), Failure::NotPending);
+        let states: Vec<String> = list(&mut ca.db, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.state)
+            .collect();
+        let n = |s: &str| states.iter().filter(|x| *x == s).count();
+        assert_eq!((n("sent"), n("dead"), n("postal"), n("pending")), (1, 2, 1, 0));
+        let postal = postal(&mut ca.db, 10).unwrap();
+        assert_eq!(postal.len(), 1);
+        assert_eq!(postal[0].family_name, "Rossi");
     }
 
     #[test]

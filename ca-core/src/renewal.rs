@@ -105,16 +105,22 @@ pub fn renew(ca: &mut Ca, card_number: &str, usage: Usage, csr_der: Vec<u8>) -> 
         linked_serial = Some(auth.serial.clone());
     }
     if not_after.naive_utc() <= previous.not_after {
-        return Err(refused(
-            card_number,
+        let card_end = crate::issuance::certificate_limit(&card, card.expiry_date).naive_utc();
+        let reason = if previous.not_after >= card_end || not_after.naive_utc() >= card_end {
             format!(
-                "certificate {} already ends on {} with the card (valid until {}); \
-                 the card itself must be renewed",
+                "certificate {} already ends with the card on {}; the card itself must be renewed",
+                previous.serial,
+                card.expiry_date
+            )
+        } else {
+            format!(
+                "a renewal now would not extend certificate {} (it ends on {}, a new one would end on {})",
                 previous.serial,
                 previous.not_after.format("%Y-%m-%d"),
-                card.expiry_date
-            ),
-        ));
+                not_after.format("%Y-%m-%d")
+            )
+        };
+        return Err(refused(card_number, reason));
     }
 
     let checked = csr::check(&input.csr)?;

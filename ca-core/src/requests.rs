@@ -151,7 +151,9 @@ fn record_in(
         let (reason, detail) = match &planned.change {
             RequestChange::Revoke(r) => (
                 r.map(|r| r.as_str().to_string()),
-                checked.invalidity.map(|t| t.to_string()),
+                checked
+                    .invalidity
+                    .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
             ),
             RequestChange::Suspend(c) | RequestChange::Resume(c) => {
                 (None, Some(c.as_str().to_string()))
