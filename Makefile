@@ -1,14 +1,15 @@
 # The two commands of the README, and the rest of the routine.
-#   make demo   run the system on its embedded default (SQLite under ./pki-data)
+#   make demo   run the whole system on its embedded default (SQLite under ./pki-data):
+#               demo CA, OCSP responder, CRL publisher and scheduler, until Ctrl-C
 #   make test   run every test (SQLite always; PostgreSQL at 127.0.0.1:5432 when reachable, always in CI)
 
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 export PKI_TEST_POSTGRES_URL ?= $(PG_URL)
 
-.PHONY: demo test test-tools postgres-check build lint fmt bench bench-ocsp bench-crl clean-demo
+.PHONY: demo test test-tools postgres-check build lint fmt bench bench-ocsp bench-crl bench-reminders clean-demo
 
-demo:
-	cargo run -q -p admin-cli --bin pki-admin -- demo
+demo: build
+	./target/debug/pki-admin run
 
 test: test-tools build postgres-check
 	cargo test --workspace
@@ -37,6 +38,9 @@ bench-ocsp:
 
 bench-crl:
 	bench/crl/run.sh
+
+bench-reminders:
+	cargo run --release -p bench --bin reminders-bench -- $(BENCH_ARGS)
 
 clean-demo:
 	rm -rf pki-data

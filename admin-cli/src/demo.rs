@@ -1,7 +1,9 @@
-//! `pki-admin demo`: the README's first command. On the embedded default
-//! (SQLite under ./pki-data) it creates the demo CA if needed, imports a
-//! sample registry and cards, has "the bureau" generate card keys and CSRs,
-//! issues them as a batch, and shows the result with commands to try next.
+//! `pki-admin demo`: on the embedded default (SQLite under ./pki-data) it
+//! creates the demo CA if needed, imports a sample registry and cards, has
+//! "the bureau" generate card keys and CSRs, issues them as a batch,
+//! activates the cards (the holders accept them), and shows the result with
+//! commands to try next. [`setup`] is that set-up, shared with `pki-admin
+//! run` (`run.rs`), which then starts the services.
 
 use crate::commands::entry_json;
 use anyhow::Context;
@@ -13,6 +15,7 @@ use ca_core::x509::cert_pem;
 use ca_core::{authority, cards, certificates, hierarchy, registry, sample, Ca};
 use clap::Args;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -25,7 +28,7 @@ pub struct DemoArgs {
 
 /// The demo keeps its key passphrases in files of the data directory when
 /// none are configured: convenient for a try-out, never for production.
-fn ensure_passphrases(config: &mut Config) -> anyhow::Result<()> {
+pub fn ensure_passphrases(config: &mut Config) -> anyhow::Result<()> {
     for purpose in [KeyPurpose::Ca, KeyPurpose::OcspResponder] {
         if config.passphrase(purpose).is_ok() {
             continue;
@@ -52,12 +55,50 @@ fn ensure_passphrases(config: &mut Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What [`setup`] made, for the hints that follow it.
+pub struct Demo {
+    /// `<data_dir>/ca`: the CA certificates in PEM, `<name>.pem`.
+    pub ca_dir: PathBuf,
+    /// The first card certificate: serial, issuer, card number.
+    pub first: Option<(String, String, String)>,
+}
+
 pub fn run(
-    mut config: Config,
+    config: Config,
     clock: Arc<dyn Clock>,
     actor: &str,
     args: &DemoArgs,
 ) -> anyhow::Result<ExitCode> {
+    let demo = setup(config, clock, actor, args.holders)?;
+    let ca_dir = demo.ca_dir;
+    if let Some((serial, issuer, _)) = demo.first {
+        println!("\nTry:");
+        println!("  cargo run -q -p admin-cli -- cert show {serial}");
+        println!(
+            "  cargo run -q -p admin-cli -- cert show {serial} --pem | openssl x509 -noout -text"
+        );
+        println!(
+            "  cargo run -q -p admin-cli -- cert show {serial} --pem > /tmp/leaf.pem && openssl verify -CAfile {} -untrusted {} /tmp/leaf.pem",
+            ca_dir.join("root.pem").display(),
+            ca_dir.join(format!("{issuer}.pem")).display()
+        );
+        println!("  cargo run -q -p admin-cli -- audit list --tail 5");
+        println!("  make demo    # the whole system: OCSP responder, CRL publisher, scheduler");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The demo CA on `config` (passphrases already in place, see
+/// [`ensure_passphrases`]): the hierarchy if missing, the sample registry
+/// and cards, a bureau batch for the cards without certificates, and the
+/// activation of the cards whose certificates are held. Idempotent.
+pub fn setup(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    actor: &str,
+    holders: usize,
+) -> anyhow::Result<Demo> {
+    let mut config = config;
     ensure_passphrases(&mut config)?;
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)?;
@@ -89,7 +130,7 @@ pub fn run(
     let cards_file = data_dir.join("sample-cards.jsonl");
     let mut reg = String::new();
     let mut crd = String::new();
-    for n in 0..args.holders {
+    for n in 0..holders {
         reg.push_str(&format!("{}\n", sample::identity_json(n)));
     }
     std::fs::write(&registry_file, reg)?;
@@ -102,7 +143,7 @@ pub fn run(
     );
 
     let mut new_cards = Vec::new();
-    for n in 0..args.holders {
+    for n in 0..holders {
         if cards::find(&mut ca.db, &sample::card_number(n)).is_err() {
             crd.push_str(&format!("{}\n", sample::card_json(n, today)));
             new_cards.push(n);
@@ -116,14 +157,13 @@ pub fn run(
 
     let manifest = data_dir.join(format!("bureau-batch-{}.jsonl", today));
     let mut lines = String::new();
-    for n in 0..args.holders {
+    for n in 0..holders {
         let card = sample::card_number(n);
         let existing = certificates::list(&mut ca.db, Some(&card), 10)?;
         for usage in ["auth", "sign"] {
-            if existing
-                .iter()
-                .any(|c| c.usage.as_deref() == Some(usage) && c.status == "active")
-            {
+            if existing.iter().any(|c| {
+                c.usage.as_deref() == Some(usage) && matches!(c.status.as_str(), "active" | "hold")
+            }) {
                 continue;
             }
             let csr = sample::p256_csr(&format!("{card} {usage}")).map_err(anyhow::Error::msg)?;
@@ -151,11 +191,35 @@ pub fn run(
         );
     }
 
+    // The holders accept their cards: the certificates leave their hold.
+    let mut activated = 0;
+    for n in 0..holders {
+        let card = sample::card_number(n);
+        let held = certificates::list(&mut ca.db, Some(&card), 10)?
+            .iter()
+            .any(|c| c.status == "hold");
+        if held {
+            match ca_core::lifecycle::activate(&mut ca, &card) {
+                Ok(_) => activated += 1,
+                Err(e) => println!("-- card {card} stays on hold: {e}"),
+            }
+        }
+    }
+    if activated > 0 {
+        println!("-- activated {activated} cards (their certificates leave the hold)");
+    }
+
     println!("-- card certificates:");
     let rows = certificates::list(&mut ca.db, None, 1000)?;
     let mut first = None;
     for r in rows.iter().filter(|r| r.kind == "end-entity") {
-        first.get_or_insert((r.serial.clone(), r.issuer.clone()));
+        if r.status == "active" {
+            first.get_or_insert((
+                r.serial.clone(),
+                r.issuer.clone(),
+                r.card_number.clone().unwrap_or_default(),
+            ));
+        }
         println!(
             "   {:<12} {:<5} {}  until {}  {}",
             r.card_number.as_deref().unwrap_or("-"),
@@ -167,18 +231,5 @@ pub fn run(
     }
     let n = ca_core::audit::verify(&mut ca.db)?;
     println!("-- audit chain intact: {n} records");
-    if let Some((serial, issuer)) = first {
-        println!("\nTry:");
-        println!("  cargo run -q -p admin-cli -- cert show {serial}");
-        println!(
-            "  cargo run -q -p admin-cli -- cert show {serial} --pem | openssl x509 -noout -text"
-        );
-        println!(
-            "  cargo run -q -p admin-cli -- cert show {serial} --pem > /tmp/leaf.pem && openssl verify -CAfile {} -untrusted {} /tmp/leaf.pem",
-            ca_dir.join("root.pem").display(),
-            ca_dir.join(format!("{issuer}.pem")).display()
-        );
-        println!("  cargo run -q -p admin-cli -- audit list --tail 5");
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(Demo { ca_dir, first })
 }

@@ -8,6 +8,7 @@ mod demo;
 mod lifecycle;
 mod output;
 mod reminders;
+mod run;
 
 use anyhow::Context;
 use ca_core::config::Config;
@@ -94,6 +95,8 @@ enum Command {
     },
     /// Try the system: a demo CA, a sample registry, a batch of card certificates.
     Demo(demo::DemoArgs),
+    /// The whole system: the demo CA, then the OCSP responder, the CRL publisher and the scheduler until Ctrl-C.
+    Run(run::RunArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -105,6 +108,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock = ca_core::clock::from_env().map_err(anyhow::Error::msg)?;
     if let Command::Demo(args) = &cli.command {
         return demo::run(config, clock, &actor, args);
+    }
+    if let Command::Run(args) = &cli.command {
+        return run::run(config, cli.config.as_deref(), clock, &actor, args);
     }
     let url = ca_core::storage::redact(&config.database_url());
     let mut ca = ca_core::Ca::open(config, clock, &actor)
@@ -131,7 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sla(args) => lifecycle::sla_report(&mut ca, args),
         Command::Audit { command } => commands::audit(&mut ca, command),
         Command::Reminders { command } => reminders::run(&mut ca, command),
-        Command::Demo(_) => unreachable!("handled above"),
+        Command::Demo(_) | Command::Run(_) => unreachable!("handled above"),
     }
 }
 

@@ -230,7 +230,8 @@ pub fn report(
     since: Option<NaiveDateTime>,
     limit: i64,
 ) -> Result<Vec<SlaLine>> {
-    let since = since.unwrap_or(NaiveDateTime::MIN);
+    // PostgreSQL timestamps start in 4713 BC; chrono's MIN is out of range.
+    let since = since.unwrap_or(DateTime::UNIX_EPOCH.naive_utc());
     let rows: Vec<(RevocationRequestRow, Option<String>)> = with_conn!(db, c => revocation_requests::table
         .left_join(registry_events::table)
         .filter(revocation_requests::change.ne("identity-status"))

@@ -60,6 +60,7 @@
 //! | `--authority NAME` | `OCSP_AUTHORITIES` | all | serve only these CAs (repeatable) |
 //! | `--path-prefix P` | `OCSP_PATH_PREFIX` | path of `urls.ocsp` | GET path prefix |
 //! | `--log-level L` | `OCSP_LOG` | `info` | error, warn, info, debug |
+//! | `--instance NAME` | `OCSP_INSTANCE` | `<hostname>-<pid>` | this responder's name in the publication marks (`ocsp_publications`) |
 //!
 //! The clock is `ca_core::clock::from_env` (`PKI_FAKE_NOW` for tests).
 
@@ -117,6 +118,10 @@ pub fn start(
         sweep_interval: settings.sweep_interval,
         refresh_before: settings.refresh_before.as_secs() as i64,
         authorities: settings.authorities.clone(),
+        instance: settings
+            .instance
+            .clone()
+            .unwrap_or_else(refresher::default_instance),
         ..Default::default()
     };
     let refresher =

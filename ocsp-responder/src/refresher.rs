@@ -23,6 +23,14 @@
 //!   `nextUpdate` (nothing is refreshed from stale statuses); reconnection is
 //!   tried every `reconnect_interval`, and the feed is caught up from the
 //!   last position applied.
+//! * **Publication marks**: when a poll applied changed statuses, a row
+//!   `(instance, feed position, now)` is written into `ocsp_publications`
+//!   once the new responses are signed (or, for a large change signed in
+//!   the background, once the new statuses are in memory: from then on the
+//!   old responses are gone and the new statuses are answered, signed on
+//!   demand). The SLA report (`ca_core::sla`) reads these marks to know when
+//!   a revocation reached OCSP. A mark that cannot be written is logged as a
+//!   warning; answering goes on.
 
 use crate::issuers::{self, Issuers};
 use crate::metrics::Metrics;
@@ -32,8 +40,8 @@ use crate::source::MemorySource;
 use crate::store::{Key, Lookup, Store};
 use ca_core::keys::KeyStore;
 use ca_core::revocation;
-use ca_core::storage::schema::{authorities, certificates, ocsp_responders};
-use ca_core::storage::Db;
+use ca_core::storage::schema::{authorities, certificates, ocsp_publications, ocsp_responders};
+use ca_core::storage::{db_time, Db};
 use ca_core::with_conn;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -57,6 +65,20 @@ pub struct RefreshSettings {
     pub chunk: usize,
     /// Serve only these CAs (empty: all).
     pub authorities: Vec<String>,
+    /// The name of this responder in `ocsp_publications`.
+    pub instance: String,
+}
+
+/// `<hostname>-<pid>`: the default name of a responder in
+/// `ocsp_publications`.
+pub fn default_instance() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ocsp-responder".into());
+    format!("{host}-{}", std::process::id())
 }
 
 impl Default for RefreshSettings {
@@ -69,6 +91,7 @@ impl Default for RefreshSettings {
             page_size: 10_000,
             chunk: 256,
             authorities: Vec::new(),
+            instance: default_instance(),
         }
     }
 }
@@ -429,6 +452,7 @@ impl Refresher {
         // Every change committed before this instant is read below.
         let sync_time = self.now();
         let head = revocation::feed_position(self.db())?;
+        let start = self.position;
         let mut changed = Vec::new();
         while self.position < head {
             let position = self.position;
@@ -454,6 +478,7 @@ impl Refresher {
         self.store.set_last_sync(sync_time);
         // Signed now when few (the revocation path), else in the background
         // (answered on demand meanwhile).
+        let publish = !changed.is_empty() && self.position > start;
         if changed.len() <= self.settings.chunk {
             sign_keys(&self.source, self.settings.refresh_before, &changed, false);
         } else {
@@ -461,7 +486,33 @@ impl Refresher {
                 self.enqueue(key);
             }
         }
+        if publish {
+            self.mark_published();
+        }
         Ok(())
+    }
+
+    /// Records in `ocsp_publications` that the statuses of the feed up to
+    /// the current position are served. A failure is only logged.
+    fn mark_published(&mut self) {
+        let row = (
+            ocsp_publications::instance.eq(self.settings.instance.clone()),
+            ocsp_publications::feed_position.eq(self.position),
+            ocsp_publications::published_at.eq(db_time(self.source.clock.now())),
+        );
+        let position = self.position;
+        let Some(db) = self.db.as_mut() else { return };
+        let written = with_conn!(db, c => diesel::insert_into(ocsp_publications::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c));
+        match written {
+            Ok(_) => log::debug!("published feed position {position}"),
+            Err(e) => {
+                self.metrics.db_errors.fetch_add(1, Ordering::Relaxed);
+                log::warn!("cannot record the publication of feed position {position}: {e}");
+            }
+        }
     }
 
     /// New statuses for some serials, replaced at once (their old responses
@@ -796,6 +847,13 @@ mod follow_tests {
         .expect("start")
     }
 
+    fn publications(db: &mut Db) -> Vec<(String, i64, NaiveDateTime)> {
+        with_conn!(db, c => ocsp_publications::table
+            .order(ocsp_publications::feed_position)
+            .load::<(String, i64, NaiveDateTime)>(c))
+        .expect("read ocsp_publications")
+    }
+
     fn drain(r: &mut Refresher) {
         while r.tick() {}
     }
@@ -831,7 +889,24 @@ mod follow_tests {
             None,
         )
         .unwrap();
+        let before = r.position();
+        assert!(
+            publications(&mut ca.db).is_empty(),
+            "no mark without a change"
+        );
         r.tick();
+        // The revocation is marked as published at the new position, once.
+        assert!(r.position() > before);
+        let marks = publications(&mut ca.db);
+        assert_eq!(marks.len(), 1, "{marks:?}");
+        assert_eq!(marks[0].0, r.settings.instance);
+        assert_eq!(marks[0].1, r.position());
+        r.tick();
+        assert_eq!(
+            publications(&mut ca.db).len(),
+            1,
+            "a poll without change marks nothing"
+        );
         match store.lookup(&key, HashAlg::Sha1) {
             Lookup::Known {
                 status: Status::Revoked {

@@ -84,6 +84,11 @@ pub struct Settings {
     /// Log level: error, warn, info, debug.
     #[arg(long, env = "OCSP_LOG", default_value = "info")]
     pub log_level: String,
+
+    /// This responder's name in the publication marks (`ocsp_publications`,
+    /// read by the SLA report). Default: `<hostname>-<pid>`.
+    #[arg(long, env = "OCSP_INSTANCE")]
+    pub instance: Option<String>,
 }
 
 impl Settings {
@@ -113,6 +118,13 @@ impl Settings {
         }
         if self.sweep_interval < Duration::from_millis(100) {
             return Err("--sweep-interval must be at least 100ms".into());
+        }
+        if self
+            .instance
+            .as_ref()
+            .is_some_and(|i| i.trim().is_empty() || i.len() > 200)
+        {
+            return Err("--instance must be 1 to 200 characters".into());
         }
         if self.workers == Some(0) {
             return Err("--workers must be at least 1".into());

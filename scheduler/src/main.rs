@@ -1,3 +1,275 @@
-//! `pki-scheduler` binary. (Being written.)
+//! `pki-scheduler`: runs the CA's lifecycle jobs on the cron schedules of
+//! `[scheduler]` in pki.toml and serves `/health` and `/metrics`.
+//!
+//! ```text
+//! pki-scheduler [--config FILE] [--listen ADDR] [--log-level L]      # the service
+//! pki-scheduler run-once <requests|expiry|reminders|mail|sla|all>    # run now, print JSON lines
+//! ```
+//!
+//! The service prints `listening on http://ADDR` on stdout once bound
+//! (`--listen 127.0.0.1:0`: any free port), logs every run on stderr, and
+//! stops on SIGTERM or SIGINT: no new run starts, the runs going on finish,
+//! then it exits 0. `run-once` prints one line per job,
+//! `{"job":"sla","ok":true,"report":{...},"ms":12}`, and exits 1 (with the
+//! error on stderr) when a job failed. The clock is
+//! `ca_core::clock::from_env` (`PKI_FAKE_NOW`).
 
-fn main() {}
+use anyhow::Context;
+use ca_core::config::Config;
+use clap::{Parser, Subcommand, ValueEnum};
+use scheduler::jobs::{Job, RunResult, Runner};
+use scheduler::server::{self, AppState, DbProbe};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "pki-scheduler",
+    version,
+    about = "Run the eID CA's lifecycle jobs (revocation requests, expiry, reminders, mail, SLA) on their cron schedules"
+)]
+struct Cli {
+    /// Configuration file (default: ./pki.toml when present, else built-in defaults).
+    #[arg(long, global = true, env = "PKI_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address of /health and /metrics (default: scheduler.listen in pki.toml,
+    /// 127.0.0.1:8083; port 0: any free port, printed at start).
+    #[arg(long, env = "SCHEDULER_LISTEN")]
+    listen: Option<String>,
+    /// Log level: error, warn, info, debug.
+    #[arg(long, global = true, env = "SCHEDULER_LOG", default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one job (or all, in order) now and print one JSON line per job.
+    RunOnce {
+        #[arg(value_enum)]
+        job: Which,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Which {
+    Requests,
+    Expiry,
+    Reminders,
+    Mail,
+    Sla,
+    All,
+}
+
+impl Which {
+    fn jobs(self) -> Vec<Job> {
+        match self {
+            Which::Requests => vec![Job::Requests],
+            Which::Expiry => vec![Job::Expiry],
+            Which::Reminders => vec![Job::Reminders],
+            Which::Mail => vec![Job::Mail],
+            Which::Sla => vec![Job::Sla],
+            Which::All => Job::ALL.to_vec(),
+        }
+    }
+}
+
+/// Log lines on stderr: `2026-11-22T14:00:00Z LEVEL message`.
+struct StderrLogger(log::LevelFilter);
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= self.0
+            && (m.target().starts_with("scheduler")
+                || m.target().starts_with("pki_scheduler")
+                || m.target().starts_with("ca_core")
+                || m.level() <= log::Level::Warn)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{} {:<5} {}",
+                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
+                record.level(),
+                record.args()
+            );
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn run_once(runner: &Runner, which: Which) -> ExitCode {
+    let mut failed = false;
+    for job in which.jobs() {
+        let result = runner.run(job);
+        println!("{}", result.json_line(job));
+        let _ = std::io::stdout().flush();
+        match &result {
+            RunResult::Done { result: Err(e), .. } => {
+                eprintln!("error: job {}: {e}", job.name());
+                failed = true;
+            }
+            RunResult::Done { .. } => {}
+            RunResult::Skipped | RunResult::Stopping => {
+                eprintln!("error: job {}: did not run", job.name());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The cron jobs, checked before anything starts.
+fn cron_jobs(runner: &Arc<Runner>) -> anyhow::Result<Vec<tokio_cron_scheduler::Job>> {
+    let mut out = Vec::new();
+    for job in Job::ALL {
+        let cron = job.cron(&runner.config().scheduler).to_string();
+        let r = runner.clone();
+        let scheduled = tokio_cron_scheduler::Job::new_async(cron.as_str(), move |_, _| {
+            let r = r.clone();
+            Box::pin(async move {
+                // The run goes on in the blocking pool; the scheduler is free
+                // to tick the other jobs meanwhile.
+                drop(tokio::task::spawn_blocking(move || r.run(job)));
+            })
+        })
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{} {cron:?} is not a six-field cron expression (seconds first, e.g. \"*/10 * * * * *\"): {e}",
+                job.cron_key()
+            )
+        })?;
+        out.push(scheduled);
+    }
+    Ok(out)
+}
+
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+async fn serve(runner: Arc<Runner>, listen: String) -> anyhow::Result<()> {
+    let jobs = cron_jobs(&runner)?;
+    let listener = std::net::TcpListener::bind(&listen)
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let mut scheduler = tokio_cron_scheduler::JobScheduler::new()
+        .await
+        .context("starting the job scheduler")?;
+    for job in jobs {
+        scheduler.add(job).await.context("adding a job")?;
+    }
+    let state = actix_web::web::Data::new(AppState {
+        runner: runner.clone(),
+        db: DbProbe::new(&runner.config().database_url()),
+    });
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().configure(server::configure(state.clone()))
+    })
+    .workers(2)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .client_request_timeout(Duration::from_secs(5))
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    let http = tokio::spawn(server);
+    scheduler
+        .start()
+        .await
+        .context("starting the job scheduler")?;
+    for job in Job::ALL {
+        log::info!(
+            "job {}: {:?}",
+            job.name(),
+            job.cron(&runner.config().scheduler)
+        );
+    }
+    println!("listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+    log::info!("serving /health and /metrics on http://{addr}");
+
+    let signal = shutdown_signal().await?;
+    log::info!("{signal}: stopping (no new runs)");
+    runner.stop();
+    if let Err(e) = scheduler.shutdown().await {
+        log::warn!("stopping the job scheduler: {e}");
+    }
+    let mut waited = false;
+    while runner.in_flight() > 0 {
+        if !waited {
+            log::info!(
+                "waiting for {} running job(s) to finish",
+                runner.in_flight()
+            );
+            waited = true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    handle.stop(true).await;
+    match http.await {
+        Ok(r) => r.context("HTTP server")?,
+        Err(e) => anyhow::bail!("HTTP server task: {e}"),
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let level: log::LevelFilter = cli.log_level.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--log-level {:?}: use error, warn, info or debug",
+            cli.log_level
+        )
+    })?;
+    let logger = Box::leak(Box::new(StderrLogger(level)));
+    let _ = log::set_logger(logger).map(|()| log::set_max_level(level));
+
+    let config = Config::resolve(cli.config.as_deref())?;
+    let clock = ca_core::clock::from_env().map_err(anyhow::Error::msg)?;
+    let listen = cli
+        .listen
+        .clone()
+        .unwrap_or_else(|| config.scheduler.listen.clone());
+    let runner = Arc::new(Runner::new(config, clock));
+    match cli.command {
+        Some(Command::RunOnce { job }) => Ok(run_once(&runner, job)),
+        None => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            rt.block_on(serve(runner, listen))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -41,7 +41,8 @@
 //! * `checks`: [`check_card_certificate`], the hierarchy of `ca list`;
 //! * `batch`: `issue-batch` manifests and results;
 //! * `ocsp`: starting `ocsp-responder`, `openssl ocsp`, hand-built requests, `lint_ocsp_response`;
-//! * `crl`: starting `crl-publisher`, fetching and checking CRLs, `lint_crl`.
+//! * `crl`: starting `crl-publisher`, fetching and checking CRLs, `lint_crl`;
+//! * `smtp`: an aiosmtpd server that keeps what it receives, `pki-scheduler run-once`.
 
 mod batch;
 mod checks;
@@ -53,6 +54,7 @@ mod ocsp;
 mod registry;
 #[cfg(test)]
 mod selftest;
+mod smtp;
 mod x509;
 
 pub use batch::*;
@@ -64,6 +66,7 @@ pub use lint::*;
 pub use ocsp::*;
 pub use registry::*;
 pub use serde_json::{json, Value};
+pub use smtp::*;
 pub use x509::*;
 
 // Shared by the modules (`use crate::*`).
