@@ -316,6 +316,14 @@ pub fn registry(ca: &mut Ca, command: RegistryCommand) -> anyhow::Result<ExitCod
                 "imported {} identities ({} created, {} updated, {} unchanged)",
                 s.total, s.created, s.updated, s.unchanged
             );
+            if s.status_events > 0 {
+                let done = ca_core::requests::execute_due(ca, 10_000)
+                    .context("executing the requests of the status changes")?;
+                println!(
+                    "{} status changes recorded as registry events: {} requests executed, {} certificates changed",
+                    s.status_events, done.executed, done.certificates
+                );
+            }
         }
         RegistryCommand::Event(args) => return crate::lifecycle::event(ca, args),
         RegistryCommand::Events(args) => return crate::lifecycle::events_feed(ca, args),

@@ -38,6 +38,8 @@ pub struct ImportSummary {
     pub created: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// Status changes recorded as registry events (their requests run when due).
+    pub status_events: usize,
 }
 
 fn text_field(r: &FieldReader<'_>, field: &str) -> Result<String> {
@@ -207,6 +209,10 @@ pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<ImportSummary>
                         serde_json::json!({"source_sha256": file_sha256, "changed": changed}),
                     );
                     summary.updated += 1;
+                    if old.status != row.status {
+                        status_event(tx, old, row, &file_sha256, &source)?;
+                        summary.status_events += 1;
+                    }
                 }
             }
         }
@@ -222,6 +228,37 @@ pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<ImportSummary>
         );
         Ok::<_, CaError>(summary)
     })
+}
+
+/// A status changed by an import is a registry event (CPS 4.9.2): the
+/// certificates follow it (suspended, released or revoked), recorded as
+/// requests in the import's transaction and executed when due (at once).
+fn status_event(
+    tx: &mut crate::storage::WriteTx<'_>,
+    old: &IdentityRow,
+    new: &IdentityRow,
+    file_sha256: &str,
+    source: &str,
+) -> Result<()> {
+    use crate::events::EventKind;
+    let kind = match (old.status.as_str(), new.status.as_str()) {
+        (_, "suspended") => EventKind::IdentitySuspended,
+        (_, "inactive") => EventKind::IdentityInactive,
+        ("suspended", "active") => EventKind::IdentityReactivated,
+        _ => return Ok(()),
+    };
+    let raw = serde_json::json!({
+        "id": format!("registry-import-{}-{}", &file_sha256[..16], new.registry_key),
+        "type": kind.as_str(),
+        "holder": new.registry_key,
+    });
+    let event = crate::requests::parse(&raw).map_err(|message| CaError::Field {
+        field: "status".into(),
+        message,
+    })?;
+    let checked = crate::events::check(event, tx.at().and_utc())?;
+    crate::requests::record_in(tx, &checked, &raw, source)?;
+    Ok(())
 }
 
 /// One identity by its registry key.

@@ -85,7 +85,7 @@ pub fn record_all(
     })
 }
 
-fn record_in(
+pub(crate) fn record_in(
     tx: &mut WriteTx<'_>,
     checked: &CheckedEvent,
     raw: &serde_json::Value,
