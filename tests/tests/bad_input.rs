@@ -101,6 +101,13 @@ fn refuses_rsa_1024(env: &TestEnv) {
 }
 e2e_test!(refuses_rsa_1024);
 
+/// A mobile certificate is asked for only once the card's authentication
+/// certificate is active (CPS 4.2.1 (6)); the key checks below come first
+/// for the card's own usages too (the live certificate is checked last).
+fn with_active_auth(env: &TestEnv, card: &str) {
+    env.issue(card, "auth", &env.csr(KeyType::EcP256));
+}
+
 /// Refused because no card profile accepts the key, whatever hash signed
 /// the CSR (openssl signs with SHA-256 by default, a valid pairing for any
 /// curve: STACK.md pitfall 3).
@@ -108,6 +115,7 @@ const KEY_NOT_ACCEPTED: [&str; 3] = ["not accepted", "does not accept", "not all
 
 fn refuses_secp256k1(env: &TestEnv) {
     let (_, card, _) = ready(env);
+    with_active_auth(env, &card.number);
     let k1 = env.csr(KeyType::EcSecp256k1);
     for usage in ["auth", "sign", "mobile-auth"] {
         env.refused(&issue_args(&card.number, usage, &k1), &KEY_NOT_ACCEPTED);
@@ -117,6 +125,7 @@ e2e_test!(refuses_secp256k1);
 
 fn refuses_p521_for_card_certificates(env: &TestEnv) {
     let (_, card, _) = ready(env);
+    with_active_auth(env, &card.number);
     let p521 = env.csr(KeyType::EcP521);
     for usage in ["auth", "sign", "mobile-auth"] {
         env.refused(&issue_args(&card.number, usage, &p521), &KEY_NOT_ACCEPTED);
@@ -126,6 +135,7 @@ e2e_test!(refuses_p521_for_card_certificates);
 
 fn refuses_rsa_for_mobile_auth(env: &TestEnv) {
     let (_, card, _) = ready(env);
+    with_active_auth(env, &card.number);
     let rsa = env.csr(KeyType::Rsa2048);
     env.refused(
         &issue_args(&card.number, "mobile-auth", &rsa),

@@ -152,8 +152,8 @@ fn time_until(
 
 fn ocsp_answers_good_revoked_and_hold(env: &TestEnv) {
     let pki = setup(env);
-    // A certificate on hold pending activation (the CA's own "hold"
-    // status, not reachable through pki-admin yet).
+    // A certificate on hold pending activation (status "hold", as issued
+    // before `pki-admin activate`; set directly here to keep the setup shared).
     env.sql(&format!(
         "UPDATE certificates SET status = 'hold' WHERE serial = '{}'",
         pki.id_sign.serial
