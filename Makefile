@@ -6,7 +6,7 @@
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 export PKI_TEST_POSTGRES_URL ?= $(PG_URL)
 
-.PHONY: demo test test-tools postgres-check build lint fmt bench bench-ocsp bench-crl bench-reminders clean-demo
+.PHONY: demo test test-tools postgres-check build lint fmt bench bench-ocsp bench-crl bench-reminders bench-lifecycle clean-demo
 
 demo: build
 	./target/debug/pki-admin run
@@ -41,6 +41,9 @@ bench-crl:
 
 bench-reminders:
 	cargo run --release -p bench --bin reminders-bench -- $(BENCH_ARGS)
+
+bench-lifecycle:
+	bench/lifecycle/run.sh $(BENCH_ARGS)
 
 clean-demo:
 	rm -rf pki-data

@@ -198,7 +198,9 @@ pub fn events_feed(ca: &mut Ca, args: EventsArgs) -> anyhow::Result<ExitCode> {
         }
         let at = || format!("{}: line {}", args.file.display(), n + 1);
         let raw: Value = serde_json::from_str(&line).with_context(at)?;
-        let event = requests::parse(&raw).map_err(anyhow::Error::msg).with_context(at)?;
+        let event = requests::parse(&raw)
+            .map_err(anyhow::Error::msg)
+            .with_context(at)?;
         checked.push((events::check(event, now).with_context(at)?, raw));
     }
     let source = args.file.display().to_string();
@@ -218,8 +220,10 @@ pub fn events_feed(ca: &mut Ca, args: EventsArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(execute(ca)?)
     };
-    print_json(&json!({"events": checked.len(), "recorded": recorded, "replayed": replayed,
-                       "requests": request_count, "executed": executed}));
+    print_json(
+        &json!({"events": checked.len(), "recorded": recorded, "replayed": replayed,
+                       "requests": request_count, "executed": executed}),
+    );
     Ok(ExitCode::SUCCESS)
 }
 

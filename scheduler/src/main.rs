@@ -155,17 +155,32 @@ fn cron_jobs(runner: &Arc<Runner>) -> anyhow::Result<Vec<tokio_cron_scheduler::J
     Ok(out)
 }
 
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT, caught from the start (a signal that comes while
+/// starting stops the service once it is up).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 async fn serve(runner: Arc<Runner>, listen: String) -> anyhow::Result<()> {
+    let mut signals = Signals::new()?;
     let jobs = cron_jobs(&runner)?;
     let listener = std::net::TcpListener::bind(&listen)
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -206,7 +221,7 @@ async fn serve(runner: Arc<Runner>, listen: String) -> anyhow::Result<()> {
     let _ = std::io::stdout().flush();
     log::info!("serving /health and /metrics on http://{addr}");
 
-    let signal = shutdown_signal().await?;
+    let signal = signals.recv().await;
     log::info!("{signal}: stopping (no new runs)");
     runner.stop();
     if let Err(e) = scheduler.shutdown().await {
