@@ -337,7 +337,11 @@ impl Config {
             ));
         }
         if self.reminders.offsets_days.is_empty()
-            || self.reminders.offsets_days.iter().any(|d| *d == 0 || *d > 3650)
+            || self
+                .reminders
+                .offsets_days
+                .iter()
+                .any(|d| *d == 0 || *d > 3650)
         {
             return Err(ConfigError::Invalid(
                 "reminders.offsets_days must list days between 1 and 3650".into(),

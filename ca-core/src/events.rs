@@ -200,16 +200,29 @@ pub fn check(event: Event, now: DateTime<Utc>) -> Result<CheckedEvent> {
         ));
     }
     if reason == Some(Reason::CertificateHold) {
-        return Err(bad(&event, "certificateHold is not a revocation reason".into()));
+        return Err(bad(
+            &event,
+            "certificateHold is not a revocation reason".into(),
+        ));
     }
     let card = || event.card.clone().ok_or_else(|| missing(&event, "card"));
-    let holder = || event.holder.clone().ok_or_else(|| missing(&event, "holder"));
+    let holder = || {
+        event
+            .holder
+            .clone()
+            .ok_or_else(|| missing(&event, "holder"))
+    };
     let req = |change, scope| PlannedRequest {
         change,
         scope,
         after_card: None,
     };
-    let status = |s| req(C::IdentityStatus(s), Scope::Holder(event.holder.clone().unwrap_or_default()));
+    let status = |s| {
+        req(
+            C::IdentityStatus(s),
+            Scope::Holder(event.holder.clone().unwrap_or_default()),
+        )
+    };
     let requests = match event.kind {
         CardLost | CardStolen => vec![req(
             C::Revoke(Some(Reason::KeyCompromise)),
@@ -331,10 +344,9 @@ mod tests {
                 after_card: None
             }]
         );
-        let leaving = event(
-            r#"{"id":"e2","type":"residency-ended","holder":"K","effective":"2026-12-31"}"#,
-        )
-        .unwrap();
+        let leaving =
+            event(r#"{"id":"e2","type":"residency-ended","holder":"K","effective":"2026-12-31"}"#)
+                .unwrap();
         assert_eq!(leaving.requests.len(), 2);
         assert_eq!(
             leaving.requests[0].change,
@@ -345,12 +357,12 @@ mod tests {
             "2026-12-31 00:00:00"
         );
         let moved =
-            event(r#"{"id":"e3","type":"address-changed","card":"ID1","new_card":"ID2"}"#)
-                .unwrap();
+            event(r#"{"id":"e3","type":"address-changed","card":"ID1","new_card":"ID2"}"#).unwrap();
         assert_eq!(moved.requests[0].after_card.as_deref(), Some("ID2"));
-        let inactive =
-            event(r#"{"id":"e4","type":"identity-inactive","holder":"K","reason":"privilegeWithdrawn"}"#)
-                .unwrap();
+        let inactive = event(
+            r#"{"id":"e4","type":"identity-inactive","holder":"K","reason":"privilegeWithdrawn"}"#,
+        )
+        .unwrap();
         assert_eq!(
             inactive.requests[1].change,
             RequestChange::Revoke(Some(Reason::PrivilegeWithdrawn))
@@ -362,9 +374,18 @@ mod tests {
         for (json, needle) in [
             (r#"{"id":"e","type":"card-lost"}"#, "needs \"card\""),
             (r#"{"id":"e","type":"name-changed","card":"A"}"#, "new_card"),
-            (r#"{"id":"e","type":"card-lost","card":"A","reason":"superseded"}"#, "fixed by the CPS"),
-            (r#"{"id":"e","type":"death","holder":"K","reported_at":"2030-01-01T00:00:00Z"}"#, "future"),
-            (r#"{"id":"e","type":"card-lost","card":"A","invalidity":"yesterday"}"#, "invalidity"),
+            (
+                r#"{"id":"e","type":"card-lost","card":"A","reason":"superseded"}"#,
+                "fixed by the CPS",
+            ),
+            (
+                r#"{"id":"e","type":"death","holder":"K","reported_at":"2030-01-01T00:00:00Z"}"#,
+                "future",
+            ),
+            (
+                r#"{"id":"e","type":"card-lost","card":"A","invalidity":"yesterday"}"#,
+                "invalidity",
+            ),
             (r#"{"id":"","type":"card-lost","card":"A"}"#, "id"),
         ] {
             let e = event(json).unwrap_err().to_string();

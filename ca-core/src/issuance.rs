@@ -264,7 +264,11 @@ pub fn plan_chunk(
             let (status, not_after, linked_serial) = if input.usage == Usage::MobileAuth {
                 let auth = mobile_parent(&input.card_number, &live)?;
                 let auth_end = auth.not_after.and_utc();
-                (CertStatus::Active, card_limit.min(auth_end), Some(auth.serial.clone()))
+                (
+                    CertStatus::Active,
+                    card_limit.min(auth_end),
+                    Some(auth.serial.clone()),
+                )
             } else {
                 (CertStatus::Hold, card_limit, None)
             };

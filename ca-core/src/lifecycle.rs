@@ -509,7 +509,14 @@ pub fn expire_due(ca: &mut Ca) -> Result<usize> {
                 // Re-checked inside the transaction: another writer may
                 // have changed the row since it was selected.
                 if let Ok(to) = next_status(&row, Transition::Expire, at) {
-                    write(tx, row, to, Transition::Expire, None, &serde_json::Value::Null)?;
+                    write(
+                        tx,
+                        row,
+                        to,
+                        Transition::Expire,
+                        None,
+                        &serde_json::Value::Null,
+                    )?;
                     n += 1;
                 }
             }
@@ -564,7 +571,12 @@ mod tests {
             ("hold", Transition::Resume(officer), now, None),
             ("active", Transition::Activate, now, None),
             ("active", Transition::Suspend(officer), now, Some(Suspended)),
-            ("active", Transition::Revoke(Some(Reason::KeyCompromise)), now, Some(Revoked)),
+            (
+                "active",
+                Transition::Revoke(Some(Reason::KeyCompromise)),
+                now,
+                Some(Revoked),
+            ),
             ("active", Transition::Expire, now, None),
             ("active", Transition::Expire, later, Some(Expired)),
             ("suspended", Transition::Resume(officer), now, Some(Active)),

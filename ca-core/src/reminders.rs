@@ -202,10 +202,7 @@ pub fn smallest_due_offset(offsets: &[i64], end: NaiveDateTime, now: NaiveDateTi
     if left <= Duration::zero() {
         return None;
     }
-    offsets
-        .iter()
-        .copied()
-        .find(|d| left <= Duration::days(*d))
+    offsets.iter().copied().find(|d| left <= Duration::days(*d))
 }
 
 /// The delay before the next attempt after `attempts` failures:
@@ -314,11 +311,14 @@ fn existing_keys(
             .select((reminders::card_number, reminders::not_after, reminders::offset_days))
             .load(c))
         .map_err(StorageError::from)?;
-        out.extend(rows.into_iter().map(|(card_number, not_after, offset_days)| ReminderKey {
-            card_number,
-            not_after,
-            offset_days,
-        }));
+        out.extend(
+            rows.into_iter()
+                .map(|(card_number, not_after, offset_days)| ReminderKey {
+                    card_number,
+                    not_after,
+                    offset_days,
+                }),
+        );
     }
     Ok(out)
 }
@@ -367,65 +367,82 @@ fn decide_due_paged(ca: &mut Ca, page_size: i64) -> Result<DecideReport> {
     Ok(report)
 }
 
-/// The new reminder rows of a page (database reads only).
+/// The new reminder rows of a page (database reads only). The registry is
+/// read only for the reminders not decided yet, so an idle run costs the
+/// candidates, their cards and the existing keys.
 fn plan_page(
     ca: &mut Ca,
     groups: &[Group],
     offsets: &[i64],
     now: NaiveDateTime,
 ) -> Result<Vec<ReminderRow>> {
-    let card_numbers: HashSet<String> = groups.iter().map(|g| g.card.clone()).collect();
-    let cards = crate::cards::find_many(&mut ca.db, &card_numbers)?;
-    let holders: HashSet<String> = cards.values().map(|c| c.holder_key.clone()).collect();
-    let holders = crate::registry::find_many(&mut ca.db, &holders)?;
     let (Some(first), Some(last)) = (groups.first(), groups.last()) else {
         return Ok(Vec::new());
     };
+    let card_numbers: HashSet<String> = groups.iter().map(|g| g.card.clone()).collect();
+    let cards = crate::cards::find_many(&mut ca.db, &card_numbers)?;
     let card_list: Vec<String> = card_numbers.into_iter().collect();
     let existing = existing_keys(&mut ca.db, &card_list, first.not_after, last.not_after)?;
-    let texts = Texts {
-        kiosk_url: &ca.config.reminders.kiosk_url,
-    };
-    let mut rows = Vec::new();
+    // (group, card, end, offset) of the reminders still to decide.
+    let mut todo = Vec::new();
     for g in groups {
         let Some(card) = cards.get(&g.card) else {
             continue;
         };
+        let end = g.not_after.min(card_end(card));
+        let Some(offset) = smallest_due_offset(offsets, end, now) else {
+            continue;
+        };
+        let offset = i32::try_from(offset).unwrap_or(i32::MAX);
+        let key = ReminderKey {
+            card_number: g.card.clone(),
+            not_after: g.not_after,
+            offset_days: offset,
+        };
+        if !existing.contains(&key) {
+            todo.push((g, card, end, offset));
+        }
+    }
+    if todo.is_empty() {
+        return Ok(Vec::new());
+    }
+    let holders: HashSet<String> = todo.iter().map(|t| t.1.holder_key.clone()).collect();
+    let holders = crate::registry::find_many(&mut ca.db, &holders)?;
+    let texts = Texts {
+        kiosk_url: &ca.config.reminders.kiosk_url,
+    };
+    let mut rows = Vec::with_capacity(todo.len());
+    for (g, card, end, offset) in todo {
         let Some(holder) = holders.get(&card.holder_key) else {
             continue;
         };
         if holder.status != "active" {
             continue;
         }
-        let card_end = card_end(card);
-        let end = g.not_after.min(card_end);
-        let Some(offset) = smallest_due_offset(offsets, end, now) else {
-            continue;
-        };
-        let key = ReminderKey {
+        let renew_card = g.not_after >= card_end(card);
+        let (subject, body) = texts.compose(card, holder, end, &g.usages, renew_card);
+        let email = holder
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty());
+        rows.push(ReminderRow {
             card_number: g.card.clone(),
             not_after: g.not_after,
-            offset_days: i32::try_from(offset).unwrap_or(i32::MAX),
-        };
-        if existing.contains(&key) {
-            continue;
-        }
-        let renew_card = g.not_after >= card_end;
-        let (subject, body) = texts.compose(card, holder, end, &g.usages, renew_card);
-        let email = holder.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
-        rows.push(ReminderRow {
-            card_number: key.card_number,
-            not_after: key.not_after,
-            offset_days: key.offset_days,
+            offset_days: offset,
             holder_key: card.holder_key.clone(),
             serials: g.serials.join(","),
             channel: if email.is_some() { "email" } else { "postal" }.into(),
             recipient: email.map(str::to_string),
             subject,
             body,
-            state: if email.is_some() { State::Pending } else { State::Postal }
-                .as_str()
-                .into(),
+            state: if email.is_some() {
+                State::Pending
+            } else {
+                State::Postal
+            }
+            .as_str()
+            .into(),
             attempts: 0,
             next_attempt_at: now,
             claimed_until: None,
@@ -446,17 +463,16 @@ fn insert_decided(tx: &mut WriteTx<'_>, rows: &[ReminderRow]) -> Result<(usize, 
     match &mut *tx.db {
         Db::Pg(c) => {
             for chunk in rows.chunks(CHUNK) {
-                let keys: Vec<(String, NaiveDateTime, i32)> =
-                    diesel::insert_into(reminders::table)
-                        .values(chunk)
-                        .on_conflict_do_nothing()
-                        .returning((
-                            reminders::card_number,
-                            reminders::not_after,
-                            reminders::offset_days,
-                        ))
-                        .get_results(c)
-                        .map_err(StorageError::from)?;
+                let keys: Vec<(String, NaiveDateTime, i32)> = diesel::insert_into(reminders::table)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .returning((
+                        reminders::card_number,
+                        reminders::not_after,
+                        reminders::offset_days,
+                    ))
+                    .get_results(c)
+                    .map_err(StorageError::from)?;
                 inserted.extend(keys);
             }
         }
@@ -550,7 +566,12 @@ fn date_fr(d: NaiveDate) -> String {
 }
 
 fn date_en(d: NaiveDate) -> String {
-    format!("{} {} {}", d.day(), MONTHS_EN[d.month0() as usize], d.year())
+    format!(
+        "{} {} {}",
+        d.day(),
+        MONTHS_EN[d.month0() as usize],
+        d.year()
+    )
 }
 
 fn usages_fr(usages: &[String]) -> String {
@@ -924,15 +945,37 @@ mod tests {
     fn only_the_smallest_due_offset() {
         let offsets = [7, 30, 90];
         let end = t("2030-06-30 23:59:59");
-        assert_eq!(smallest_due_offset(&offsets, end, t("2030-03-01 00:00:00")), None);
-        assert_eq!(smallest_due_offset(&offsets, end, t("2030-04-02 00:00:00")), Some(90));
-        assert_eq!(smallest_due_offset(&offsets, end, t("2030-06-01 00:00:00")), Some(30));
-        assert_eq!(smallest_due_offset(&offsets, end, t("2030-06-24 00:00:00")), Some(7));
-        assert_eq!(smallest_due_offset(&offsets, end, t("2030-06-30 23:59:59")), None);
-        // exactly at end - 90 days
-        assert_eq!(smallest_due_offset(&offsets, end, end - Duration::days(90)), Some(90));
         assert_eq!(
-            smallest_due_offset(&offsets, end, end - Duration::days(90) - Duration::seconds(1)),
+            smallest_due_offset(&offsets, end, t("2030-03-01 00:00:00")),
+            None
+        );
+        assert_eq!(
+            smallest_due_offset(&offsets, end, t("2030-04-02 00:00:00")),
+            Some(90)
+        );
+        assert_eq!(
+            smallest_due_offset(&offsets, end, t("2030-06-01 00:00:00")),
+            Some(30)
+        );
+        assert_eq!(
+            smallest_due_offset(&offsets, end, t("2030-06-24 00:00:00")),
+            Some(7)
+        );
+        assert_eq!(
+            smallest_due_offset(&offsets, end, t("2030-06-30 23:59:59")),
+            None
+        );
+        // exactly at end - 90 days
+        assert_eq!(
+            smallest_due_offset(&offsets, end, end - Duration::days(90)),
+            Some(90)
+        );
+        assert_eq!(
+            smallest_due_offset(
+                &offsets,
+                end,
+                end - Duration::days(90) - Duration::seconds(1)
+            ),
             None
         );
     }
@@ -955,7 +998,10 @@ mod tests {
             offset_days: 30,
         };
         let id = message_id(&key, "pki.example.com");
-        assert_eq!(id, "<eid-reminder.id000000001.20300630T235959Z.30d@pki.example.com>");
+        assert_eq!(
+            id,
+            "<eid-reminder.id000000001.20300630T235959Z.30d@pki.example.com>"
+        );
         assert_eq!(id, message_id(&key.clone(), "pki.example.com"));
     }
 
@@ -1004,9 +1050,10 @@ mod tests {
                 expiry_date: NaiveDate::from_ymd_opt(2040, 1, 1).unwrap(),
                 registered_at: start,
             });
-            for (j, (usage, status)) in [("auth", "active"), ("sign", "active"), ("auth", "revoked")]
-                .into_iter()
-                .enumerate()
+            for (j, (usage, status)) in
+                [("auth", "active"), ("sign", "active"), ("auth", "revoked")]
+                    .into_iter()
+                    .enumerate()
             {
                 certs.push(CertificateRow {
                     serial: format!("{i:08x}{j:02x}"),
@@ -1060,7 +1107,10 @@ mod tests {
         assert_eq!((r.decided_email, r.decided_postal), (27, 13), "{r:?}");
         let rows = list(&mut ca.db, None, 1000).unwrap();
         assert_eq!(rows.len(), 40);
-        assert!(rows.iter().all(|r| r.serials.split(',').count() == 2), "{rows:?}");
+        assert!(
+            rows.iter().all(|r| r.serials.split(',').count() == 2),
+            "{rows:?}"
+        );
         // Ends 1..=7 days away get offset 7, 8..=30 get 30, the rest 90.
         let by_offset = |d| rows.iter().filter(|r| r.offset_days == d).count();
         assert_eq!((by_offset(7), by_offset(30), by_offset(90)), (7, 23, 10));
@@ -1076,7 +1126,10 @@ mod tests {
         let later = decide_due(&mut ca).unwrap();
         assert_eq!(later.decided_email + later.decided_postal, 17, "{later:?}");
         let audit = crate::audit::list(&mut ca.db, None).unwrap();
-        let decided = audit.iter().filter(|a| a.action == "reminder.decide").count();
+        let decided = audit
+            .iter()
+            .filter(|a| a.action == "reminder.decide")
+            .count();
         assert_eq!(decided, 57);
         crate::audit::verify(&mut ca.db).unwrap();
     }
@@ -1098,7 +1151,13 @@ mod tests {
         let k1 = ReminderKey::of(&first[1]);
         let f = mark_failed(&mut ca, &k1, "connection refused", false).unwrap();
         let next = db_time(clock.now()) + Duration::seconds(60);
-        assert_eq!(f, Failure::Retry { attempts: 1, next_attempt_at: next });
+        assert_eq!(
+            f,
+            Failure::Retry {
+                attempts: 1,
+                next_attempt_at: next
+            }
+        );
         let k2 = ReminderKey::of(&first[2]);
         assert_eq!(
             mark_failed(&mut ca, &k2, "550 no such user", true).unwrap(),
@@ -1115,14 +1174,20 @@ mod tests {
             mark_failed(&mut ca, &k1, "connection refused", false).unwrap(),
             Failure::Dead { attempts: 2 }
         );
-        assert_eq!(mark_failed(&mut ca, &k1, "x", false).unwrap(), Failure::NotPending);
+        assert_eq!(
+            mark_failed(&mut ca, &k1, "x", false).unwrap(),
+            Failure::NotPending
+        );
         let states: Vec<String> = list(&mut ca.db, None, 10)
             .unwrap()
             .into_iter()
             .map(|r| r.state)
             .collect();
         let n = |s: &str| states.iter().filter(|x| *x == s).count();
-        assert_eq!((n("sent"), n("dead"), n("postal"), n("pending")), (1, 2, 1, 0));
+        assert_eq!(
+            (n("sent"), n("dead"), n("postal"), n("pending")),
+            (1, 2, 1, 0)
+        );
         let postal = postal(&mut ca.db, 10).unwrap();
         assert_eq!(postal.len(), 1);
         assert_eq!(postal[0].family_name, "Rossi");

@@ -85,8 +85,7 @@ pub fn renew(ca: &mut Ca, card_number: &str, usage: Usage, csr_der: Vec<u8>) -> 
     let now = ca.clock.now().trunc_subsecs(0);
     let card = cards::find(&mut ca.db, card_number)?;
     let holder = registry::find(&mut ca.db, &card.holder_key)?;
-    lifecycle::eligibility(&holder, &card, now)
-        .map_err(|reason| refused(card_number, reason))?;
+    lifecycle::eligibility(&holder, &card, now).map_err(|reason| refused(card_number, reason))?;
     let input = IssueInput {
         line: 1,
         card_number: card_number.to_string(),
@@ -109,8 +108,7 @@ pub fn renew(ca: &mut Ca, card_number: &str, usage: Usage, csr_der: Vec<u8>) -> 
         let reason = if previous.not_after >= card_end || not_after.naive_utc() >= card_end {
             format!(
                 "certificate {} already ends with the card on {}; the card itself must be renewed",
-                previous.serial,
-                card.expiry_date
+                previous.serial, card.expiry_date
             )
         } else {
             format!(
@@ -210,4 +208,3 @@ fn store(
         Ok::<_, CaError>(Renewal { previous, new })
     })
 }
-

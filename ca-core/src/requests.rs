@@ -314,11 +314,7 @@ fn arm(ca: &mut Ca) -> Result<usize> {
                 .set(revocation_requests::due_at.eq(due))
                 .execute(c))
             .map_err(StorageError::from)?;
-            tx.audit(
-                "request.due",
-                id,
-                serde_json::json!({"due_at": due}),
-            );
+            tx.audit("request.due", id, serde_json::json!({"due_at": due}));
         }
         Ok::<_, CaError>(ready.len())
     })

@@ -168,7 +168,11 @@ fn seconds(from: Option<NaiveDateTime>, to: Option<NaiveDateTime>) -> Option<i64
 }
 
 /// Judges one request at `now`.
-pub fn line(request: RevocationRequestRow, event_type: Option<String>, now: NaiveDateTime) -> SlaLine {
+pub fn line(
+    request: RevocationRequestRow,
+    event_type: Option<String>,
+    now: NaiveDateTime,
+) -> SlaLine {
     let published = match (request.ocsp_published_at, request.crl_published_at) {
         (Some(o), Some(c)) => Some(o.max(c)),
         _ => None,
@@ -232,7 +236,8 @@ pub fn report(
 ) -> Result<Vec<SlaLine>> {
     // PostgreSQL timestamps start in 4713 BC; chrono's MIN is out of range.
     let since = since.unwrap_or(DateTime::UNIX_EPOCH.naive_utc());
-    let rows: Vec<(RevocationRequestRow, Option<String>)> = with_conn!(db, c => revocation_requests::table
+    let rows: Vec<(RevocationRequestRow, Option<String>)> =
+        with_conn!(db, c => revocation_requests::table
         .left_join(registry_events::table)
         .filter(revocation_requests::change.ne("identity-status"))
         .filter(revocation_requests::received_at.ge(since))
@@ -240,7 +245,7 @@ pub fn report(
         .limit(limit)
         .select((RevocationRequestRow::as_select(), registry_events::kind.nullable()))
         .load(c))
-    .map_err(StorageError::from)?;
+        .map_err(StorageError::from)?;
     let now = db_time(now);
     Ok(rows
         .into_iter()
@@ -307,7 +312,12 @@ pub fn summary(db: &mut Db, now: DateTime<Utc>) -> Result<SlaSummary> {
 mod tests {
     use super::*;
 
-    fn request(due: &str, executed: Option<&str>, ocsp: Option<&str>, crl: Option<&str>) -> RevocationRequestRow {
+    fn request(
+        due: &str,
+        executed: Option<&str>,
+        ocsp: Option<&str>,
+        crl: Option<&str>,
+    ) -> RevocationRequestRow {
         let t = |s: &str| s.parse::<NaiveDateTime>().unwrap();
         RevocationRequestRow {
             id: "e#1".into(),
@@ -320,7 +330,12 @@ mod tests {
             after_card: None,
             received_at: t(due),
             due_at: Some(t(due)),
-            state: if executed.is_some() { "executed" } else { "pending" }.into(),
+            state: if executed.is_some() {
+                "executed"
+            } else {
+                "pending"
+            }
+            .into(),
             executed_at: executed.map(t),
             feed_position: Some(10),
             certificates: Some(2),
@@ -335,23 +350,51 @@ mod tests {
         let now: NaiveDateTime = "2026-11-23T12:00:00".parse().unwrap();
         let due = "2026-11-23T11:00:00";
         let fast = line(
-            request(due, Some("2026-11-23T11:00:01"), Some("2026-11-23T11:00:02"), Some("2026-11-23T11:00:40")),
+            request(
+                due,
+                Some("2026-11-23T11:00:01"),
+                Some("2026-11-23T11:00:02"),
+                Some("2026-11-23T11:00:40"),
+            ),
             None,
             now,
         );
         assert_eq!((fast.stage, fast.verdict), (Stage::Published, Verdict::Ok));
         assert_eq!(fast.to_crl_seconds, Some(40));
         let slow = line(
-            request(due, Some("2026-11-23T11:00:01"), Some("2026-11-23T11:00:02"), Some("2026-11-23T11:30:00")),
+            request(
+                due,
+                Some("2026-11-23T11:00:01"),
+                Some("2026-11-23T11:00:02"),
+                Some("2026-11-23T11:30:00"),
+            ),
             None,
             now,
         );
         assert_eq!(slow.verdict, Verdict::OverTarget);
-        let stuck = line(request(due, Some("2026-11-23T11:00:01"), Some("2026-11-23T11:00:02"), None), None, now);
-        assert_eq!((stuck.stage, stuck.verdict), (Stage::Executed, Verdict::AtRisk));
+        let stuck = line(
+            request(
+                due,
+                Some("2026-11-23T11:00:01"),
+                Some("2026-11-23T11:00:02"),
+                None,
+            ),
+            None,
+            now,
+        );
+        assert_eq!(
+            (stuck.stage, stuck.verdict),
+            (Stage::Executed, Verdict::AtRisk)
+        );
         let forgotten = line(request("2026-11-22T10:00:00", None, None, None), None, now);
-        assert_eq!((forgotten.stage, forgotten.verdict), (Stage::Pending, Verdict::Late));
+        assert_eq!(
+            (forgotten.stage, forgotten.verdict),
+            (Stage::Pending, Verdict::Late)
+        );
         let later = line(request("2026-12-31T00:00:00", None, None, None), None, now);
-        assert_eq!((later.stage, later.verdict), (Stage::Scheduled, Verdict::Ok));
+        assert_eq!(
+            (later.stage, later.verdict),
+            (Stage::Scheduled, Verdict::Ok)
+        );
     }
 }

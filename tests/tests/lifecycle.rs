@@ -480,7 +480,7 @@ fn an_event_feed_replayed_changes_nothing(env: &TestEnv) {
     // nothing of the file is recorded.
     let conflicting = env.write(
         "conflict.jsonl",
-        &format!(
+        format!(
             "{}\n",
             json!({"id": "form-2026-0001", "type": "card-lost", "card": a.number})
         ),
@@ -491,7 +491,7 @@ fn an_event_feed_replayed_changes_nothing(env: &TestEnv) {
     );
     let bad = env.write(
         "bad.jsonl",
-        &format!(
+        format!(
             "{}\n{}\n",
             json!({"id": "ok-1", "type": "death", "holder": "FD000003"}),
             json!({"id": "bad-2", "type": "card-lost"})
@@ -503,7 +503,7 @@ fn an_event_feed_replayed_changes_nothing(env: &TestEnv) {
     );
     let unknown = env.write(
         "unknown.jsonl",
-        &format!(
+        format!(
             "{}\n",
             json!({"id": "u-1", "type": "card-lost", "card": "NOPE0001"})
         ),
