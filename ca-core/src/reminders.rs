@@ -32,10 +32,18 @@
 //! [`decide_due`] writes each decision into the `reminders` table (the
 //! outbox) in the same audited transaction as its `reminder.decide` audit
 //! record. The table's primary key `(card_number, not_after, offset_days)`
-//! makes the decision idempotent: rows are inserted with
-//! `ON CONFLICT DO NOTHING ... RETURNING`, and only the rows actually
+//! makes the decision idempotent: rows are inserted with `ON CONFLICT DO
+//! NOTHING` (PostgreSQL: `RETURNING` the keys inserted; SQLite: one
+//! statement per row and its affected count), and only the rows actually
 //! inserted are audited and counted, so a restarted scheduler, or two
-//! schedulers racing, never decide the same reminder twice.
+//! schedulers racing, never decide the same reminder twice. A run with
+//! nothing new only reads (no write transaction is opened).
+//!
+//! The message says what to do: renew at a kiosk
+//! (`reminders.kiosk_url`), or, when the certificates end with the card
+//! (notAfter at or after the card's last instant), apply for a new card at
+//! the card's registration authority, since renewal cannot extend them
+//! (CPS 4.6.1).
 //!
 //! Holders with an e-mail address in the registry get channel `email`
 //! (state `pending`, delivered by `pki-scheduler`'s mail job through
@@ -63,6 +71,10 @@
 //!
 //! Audit actions start with `reminder.`, never `certificate.`: the change
 //! feed of the status services ignores them.
+//!
+//! Not done here: a reminder decided and still pending when its
+//! certificates are renewed or revoked is delivered all the same (the
+//! outbox has no "cancelled" state).
 
 use crate::ca::Ca;
 use crate::config::Reminders as RemindersConfig;
@@ -82,6 +94,9 @@ use std::str::FromStr;
 const PAGE: i64 = 20_000;
 /// Rows per INSERT / IN (...) statement.
 const CHUNK: usize = 500;
+/// Reminders decided by one run after which the outbox's statistics are
+/// refreshed ([`refresh_statistics`]).
+const REFRESH_STATISTICS_AFTER: usize = 1000;
 
 /// What [`decide_due`] did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -364,7 +379,24 @@ fn decide_due_paged(ca: &mut Ca, page_size: i64) -> Result<DecideReport> {
             break;
         }
     }
+    if report.decided_email + report.decided_postal >= REFRESH_STATISTICS_AFTER {
+        refresh_statistics(&mut ca.db)?;
+    }
     Ok(report)
+}
+
+/// Refreshes PostgreSQL's statistics of the outbox after a large decision
+/// (a first run, a catch-up). The connection's prepared statements keep the
+/// plans chosen while the outbox was small (sequential scans of a table that
+/// was nearly empty); new statistics make PostgreSQL plan them again, before
+/// autovacuum would. SQLite plans the same statements by index regardless.
+fn refresh_statistics(db: &mut Db) -> Result<()> {
+    if let Db::Pg(c) = db {
+        use diesel::connection::SimpleConnection;
+        c.batch_execute("ANALYZE reminders")
+            .map_err(StorageError::from)?;
+    }
+    Ok(())
 }
 
 /// The new reminder rows of a page (database reads only). The registry is
