@@ -3,6 +3,7 @@ DROP INDEX crls_feed_position;
 DROP TABLE ocsp_publications;
 DROP TABLE revocation_requests;
 DROP TABLE registry_events;
+DROP INDEX certificates_card;
 DROP INDEX certificates_holder;
 DROP INDEX certificates_status_not_after;
 DROP INDEX certificates_linked;

@@ -15,6 +15,8 @@ CREATE INDEX certificates_linked ON certificates (linked_serial) WHERE linked_se
 -- Live certificates by end (expiry sweep, reminders).
 CREATE INDEX certificates_status_not_after ON certificates (status, not_after);
 CREATE INDEX certificates_holder ON certificates (holder_key);
+-- A card's certificates, whatever their status (events, renewal).
+CREATE INDEX certificates_card ON certificates (card_number);
 
 -- Every registry event received, once: the id is the event's own (from the
 -- feed) or one made by pki-admin; the same id again is a replay and changes
