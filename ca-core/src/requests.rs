@@ -267,6 +267,9 @@ pub fn execute_due(ca: &mut Ca, limit: usize) -> Result<ExecuteReport> {
         .load(c))
     .map_err(StorageError::from)?;
     for chunk in due.chunks(EXECUTE_CHUNK) {
+        // Each chunk is stamped with its own time (execution times are
+        // what the SLA report measures).
+        let now = ca.clock.now();
         let (executed, changed) = ca.db.write(&actor, now, |tx| {
             let mut executed = 0;
             let mut changed = 0;

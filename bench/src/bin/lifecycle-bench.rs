@@ -10,10 +10,9 @@
 //! authentication certificate issued by `ca_core::batch::run` (the
 //! `pki-admin issue-batch` path) from generated P-256 CSRs and then
 //! activated through the lifecycle state machine
-//! (`lifecycle::apply_in(.., Transition::Activate, ..)`, 500 certificates
-//! per audited transaction, by serial: what `lifecycle::activate` does per
-//! card, whose card scope reads the certificates by card number, a full
-//! scan of the table as no index serves it):
+//! (`lifecycle::apply_in(.., Transition::Activate, ..)` by serial, 500
+//! certificates per audited transaction: what `lifecycle::activate` does
+//! per card, without a transaction per card):
 //!
 //! * residents (residents section) with residence cards, for the
 //!   `residency-ended` wave (residence-card CA);
@@ -146,13 +145,6 @@ struct Args {
     /// PostgreSQL: keep the schema at the end.
     #[arg(long)]
     keep_schema: bool,
-    /// What if: add an index on certificates (card_number) after the setup
-    /// (not in the migrations; the output says so). Card and holder scopes
-    /// read the certificates by card number, which the shipped schema only
-    /// indexes for live certificates (a partial index those queries cannot
-    /// use).
-    #[arg(long)]
-    what_if_card_index: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -625,8 +617,7 @@ fn setup_population(ca: &mut Ca, dir: &Path, population: usize) -> anyhow::Resul
     );
 
     // Activation (CPS 4.4.1): hold -> active, through the state machine,
-    // by serial (a card scope reads the card's certificates by card number,
-    // which no index serves: see the module documentation).
+    // by serial.
     let t = Instant::now();
     let now = ca.clock.now();
     let held: Vec<(String, Option<String>)> = with_conn!(&mut ca.db, c => certificates::table
@@ -1447,15 +1438,6 @@ fn run(args: &Args, backend: &str, database_url: &str, dir: &Path) -> anyhow::Re
     hierarchy::init(&mut ca).context("creating the CA hierarchy")?;
     let mut setup = setup_population(&mut ca, dir, args.population)?;
     setup["seconds"] = json!(round3(t.elapsed().as_secs_f64()));
-    if args.what_if_card_index {
-        use diesel::connection::SimpleConnection;
-        let sql = "CREATE INDEX lifecycle_bench_what_if_card ON certificates (card_number)";
-        match &mut ca.db {
-            Db::Pg(c) => c.batch_execute(sql)?,
-            Db::Sqlite(c) => c.batch_execute(sql)?,
-        }
-        eprintln!("  WHAT IF: {sql} (not in the migrations)");
-    }
     eprintln!("  setup done in {:.1} s", t.elapsed().as_secs_f64());
 
     let config_arg = config_path.display().to_string();
@@ -1535,7 +1517,6 @@ fn run(args: &Args, backend: &str, database_url: &str, dir: &Path) -> anyhow::Re
     Ok(json!({
         "bench": "lifecycle",
         "backend": backend,
-        "what_if_card_number_index": args.what_if_card_index,
         "population_per_wave": args.population,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "requests_cron": args.requests_cron,
@@ -1553,13 +1534,8 @@ fn run(args: &Args, backend: &str, database_url: &str, dir: &Path) -> anyhow::Re
 
 fn print_summary(out: &Value) {
     eprintln!(
-        "\n# lifecycle-bench: {}{} (setup {} s, not measured)",
+        "\n# lifecycle-bench: {} (setup {} s, not measured)",
         out["backend"].as_str().unwrap_or("?"),
-        if out["what_if_card_number_index"] == true {
-            " WITH THE WHAT-IF INDEX on certificates (card_number), not the shipped schema"
-        } else {
-            ""
-        },
         out["setup"]["seconds"]
     );
     eprintln!(
