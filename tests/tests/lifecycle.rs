@@ -260,7 +260,10 @@ fn registry_events_reach_the_database_ocsp_and_crl(env: &TestEnv) {
     let h = holders(env);
     let r = env.start_responder(&[]);
     let now = Utc::now();
-    let tomorrow = (now + Duration::days(1)).date_naive().to_string();
+    // Effective in 12 hours (a date and time, UTC), whatever the hour now.
+    let effective = (now + Duration::hours(12))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
 
     event(
         env,
@@ -280,12 +283,12 @@ fn registry_events_reach_the_database_ocsp_and_crl(env: &TestEnv) {
             "--holder",
             "EV000003",
             "--effective",
-            &tomorrow,
+            &effective,
         ],
     );
     assert_eq!(
         leaving["executed"]["executed"], 0,
-        "due tomorrow: {leaving}"
+        "due in 12 hours: {leaving}"
     );
     event(
         env,
@@ -353,10 +356,10 @@ fn registry_events_reach_the_database_ocsp_and_crl(env: &TestEnv) {
     assert_row(env, &h.moved.1, "revoked", Some("superseded"));
     assert_row(env, &new_cert, "active", None);
 
-    // The residency ends tomorrow: nothing before, revoked after.
+    // The residency ends in 12 hours: nothing before, revoked after.
     let report = env.scheduler_job("requests", now + Duration::hours(6));
     assert_eq!(report["executed"], 0, "{report}");
-    let report = env.scheduler_job("requests", now + Duration::days(1) + Duration::minutes(1));
+    let report = env.scheduler_job("requests", now + Duration::hours(12) + Duration::minutes(1));
     assert_eq!(
         report["executed"], 2,
         "the revocation and the registry status: {report}"
