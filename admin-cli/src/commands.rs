@@ -317,7 +317,7 @@ pub fn registry(ca: &mut Ca, command: RegistryCommand) -> anyhow::Result<ExitCod
                 s.total, s.created, s.updated, s.unchanged
             );
             if s.status_events > 0 {
-                let done = ca_core::requests::execute_due(ca, 10_000)
+                let done = ca_core::requests::execute_due(ca, crate::lifecycle::EXECUTE_LIMIT)
                     .context("executing the requests of the status changes")?;
                 println!(
                     "{} status changes recorded as registry events: {} requests executed, {} certificates changed",

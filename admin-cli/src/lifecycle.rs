@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Requests executed per run of `execute_due` from the command line.
-const EXECUTE_LIMIT: usize = 10_000;
+pub const EXECUTE_LIMIT: usize = 10_000;
 
 #[derive(Args)]
 pub struct ActivateArgs {

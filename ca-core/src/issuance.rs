@@ -412,20 +412,7 @@ fn mint_one(
     options: ChunkOptions<'_>,
     now: DateTime<Utc>,
 ) -> Result<Outcome> {
-    let checked = csr::check(&input.csr)?;
-    if !plan.profile.keys.contains(&checked.key_algorithm) {
-        return Err(CaError::KeyNotAllowed {
-            usage: input.usage,
-            key: checked.key_algorithm.name(),
-            accepted: plan
-                .profile
-                .keys
-                .iter()
-                .map(|k| k.name())
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
-    }
+    let checked = checked_csr(&input.csr, input.usage, &plan.profile)?;
     if let Some(existing) = live.get(&(input.card_number.clone(), input.usage)) {
         let key_hash = crate::x509::sha256_hex(
             &checked
@@ -458,6 +445,24 @@ fn mint_one(
         now,
     )?;
     Ok(Outcome::Issued(row))
+}
+
+/// Checks a CSR's proof of possession and that the profile accepts its key.
+pub(crate) fn checked_csr(der: &[u8], usage: Usage, profile: &Profile) -> Result<csr::CheckedCsr> {
+    let checked = csr::check(der)?;
+    if !profile.keys.contains(&checked.key_algorithm) {
+        return Err(CaError::KeyNotAllowed {
+            usage,
+            key: checked.key_algorithm.name(),
+            accepted: profile
+                .keys
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok(checked)
 }
 
 /// What a card certificate certifies.

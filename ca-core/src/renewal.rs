@@ -17,7 +17,7 @@ use crate::ca::Ca;
 use crate::domain::{CardKind, CertStatus, Usage};
 use crate::error::{CaError, Result};
 use crate::issuance::{
-    build_card_certificate, certificate_limit, check_holder_and_card, mobile_parent,
+    build_card_certificate, certificate_limit, check_holder_and_card, checked_csr, mobile_parent,
     CardCertificate, IssueInput, Issuers,
 };
 use crate::lifecycle::{self, Transition};
@@ -25,7 +25,6 @@ use crate::revocation::Reason;
 use crate::storage::models::CertificateRow;
 use crate::storage::schema::certificates;
 use crate::storage::StorageError;
-use crate::x509::csr;
 use crate::{cards, certificates as certs, registry, with_conn};
 use chrono::SubsecRound;
 use diesel::prelude::*;
@@ -121,20 +120,8 @@ pub fn renew(ca: &mut Ca, card_number: &str, usage: Usage, csr_der: Vec<u8>) -> 
         return Err(refused(card_number, reason));
     }
 
-    let checked = csr::check(&input.csr)?;
     let profile = ca.policy.profile_for_usage(usage)?.clone();
-    if !profile.keys.contains(&checked.key_algorithm) {
-        return Err(CaError::KeyNotAllowed {
-            usage,
-            key: checked.key_algorithm.name(),
-            accepted: profile
-                .keys
-                .iter()
-                .map(|k| k.name())
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
-    }
+    let checked = checked_csr(&input.csr, usage, &profile)?;
     let issuers = Issuers::load(ca, &[kind])?;
     let issuer = issuers.for_kind(kind)?;
     if not_after > issuer.not_after {
