@@ -4,9 +4,11 @@ use crate::output::{cert_json, cert_text, print_json};
 use anyhow::Context;
 use ca_core::batch::EntryResult;
 use ca_core::domain::{CardKind, Usage};
+use ca_core::domain::{Reason, SuspensionCause};
 use ca_core::input::{parse_date, Format};
 use ca_core::issuance::{IssueInput, Outcome};
-use ca_core::revocation::{self, Change, Target};
+use ca_core::lifecycle::{Scope, Transition};
+use ca_core::revocation;
 use ca_core::x509::cert_pem;
 use ca_core::{authority, cards, certificates, hierarchy, issuance, registry, Ca};
 use clap::{Args, Subcommand};
@@ -155,10 +157,10 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    fn target(&self) -> Target {
+    fn scope(&self) -> Scope {
         match (&self.serial, &self.card) {
-            (Some(s), _) => Target::Serial(s.clone()),
-            (None, Some(c)) => Target::Card(c.clone()),
+            (Some(s), _) => Scope::Serial(s.clone()),
+            (None, Some(c)) => Scope::Card(c.clone()),
             (None, None) => unreachable!("clap requires one of --serial, --card"),
         }
     }
@@ -223,14 +225,17 @@ pub enum AuditCommand {
 
 pub fn init(ca: &mut Ca) -> anyhow::Result<ExitCode> {
     let created = hierarchy::init(ca)?;
-    println!(
+    outln!(
         "initialised the CA hierarchy ({} database):",
         ca.db.backend()
     );
     for c in created {
-        println!(
+        outln!(
             "  {:<34} {:<15} serial {}  until {}",
-            c.name, c.profile, c.serial, c.not_after
+            c.name,
+            c.profile,
+            c.serial,
+            c.not_after
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -262,7 +267,7 @@ pub fn ca(ca: &mut Ca, command: CaCommand) -> anyhow::Result<ExitCode> {
         print_json(&json!(out));
     } else {
         for v in &out {
-            println!(
+            outln!(
                 "{:<20} {:<12} serial {}  until {}\n  {}\n  OCSP responder serial {}  until {}",
                 v["name"].as_str().unwrap_or(""),
                 v["profile"].as_str().unwrap_or(""),
@@ -294,14 +299,16 @@ pub fn ocsp(ca: &mut Ca, command: OcspCommand) -> anyhow::Result<ExitCode> {
         if let Some(days) = if_expiring_within {
             let current = authority::current_responder(&mut ca.db, &name)?;
             if current.is_some_and(|r| r.not_after.and_utc() > now + chrono::Duration::days(days)) {
-                println!("{name}: responder certificate valid beyond {days} days, kept");
+                outln!("{name}: responder certificate valid beyond {days} days, kept");
                 continue;
             }
         }
         let created = hierarchy::rotate_responder(ca, &name)?;
-        println!(
+        outln!(
             "{}: new responder certificate {} until {}",
-            name, created.serial, created.not_after
+            name,
+            created.serial,
+            created.not_after
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -312,14 +319,17 @@ pub fn registry(ca: &mut Ca, command: RegistryCommand) -> anyhow::Result<ExitCod
         RegistryCommand::Import { file, format } => {
             let format = Format::detect(&file, format.as_deref())?;
             let s = registry::import(ca, &file, format)?;
-            println!(
+            outln!(
                 "imported {} identities ({} created, {} updated, {} unchanged)",
-                s.total, s.created, s.updated, s.unchanged
+                s.total,
+                s.created,
+                s.updated,
+                s.unchanged
             );
             if s.status_events > 0 {
                 let done = ca_core::requests::execute_due(ca, crate::lifecycle::EXECUTE_LIMIT)
                     .context("executing the requests of the status changes")?;
-                println!(
+                outln!(
                     "{} status changes recorded as registry events: {} requests executed, {} certificates changed",
                     s.status_events, done.executed, done.certificates
                 );
@@ -339,7 +349,7 @@ pub fn registry(ca: &mut Ca, command: RegistryCommand) -> anyhow::Result<ExitCod
                 print_json(&v);
             } else if let Some(map) = v.as_object() {
                 for (k, val) in map {
-                    println!(
+                    outln!(
                         "{k:<16} {}",
                         val.as_str()
                             .map(str::to_string)
@@ -373,12 +383,12 @@ pub fn card(ca: &mut Ca, command: CardCommand) -> anyhow::Result<ExitCode> {
                 expiry_date: parse_date(&expires).map_err(|m| anyhow::anyhow!("--expires: {m}"))?,
             };
             cards::register(ca, &[card], "pki-admin card add")?;
-            println!("registered card {number}");
+            outln!("registered card {number}");
         }
         CardCommand::Import { file, format } => {
             let format = Format::detect(&file, format.as_deref())?;
             let n = cards::import(ca, &file, format)?;
-            println!("registered {n} cards");
+            outln!("registered {n} cards");
         }
         CardCommand::Show { number, json } => {
             let card = cards::find(&mut ca.db, &number)?;
@@ -392,14 +402,18 @@ pub fn card(ca: &mut Ca, command: CardCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&v);
             } else {
-                println!(
+                outln!(
                     "card {} ({}) of {}, issued {}, expires {}",
-                    card.card_number, card.kind, card.holder_key, card.issue_date, card.expiry_date
+                    card.card_number,
+                    card.kind,
+                    card.holder_key,
+                    card.issue_date,
+                    card.expiry_date
                 );
                 for c in &certs {
-                    println!(
+                    outln!(
                         "  {:<12} {:<10} serial {}  until {}",
-                        c.usage.as_deref().unwrap_or("-"),
+                        c.usage.map_or("-", |u| u.as_str()),
                         c.status,
                         c.serial,
                         c.not_after
@@ -417,7 +431,7 @@ fn write_output(out: Option<&PathBuf>, text: &str) -> anyhow::Result<()> {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
         }
         None => {
-            print!("{text}");
+            out!("{text}");
             Ok(())
         }
     }
@@ -446,7 +460,7 @@ pub fn issue(ca: &mut Ca, args: IssueArgs) -> anyhow::Result<ExitCode> {
     write_output(args.out.as_ref(), &text)?;
     eprintln!(
         "issued {} certificate {} for card {}",
-        row.usage.as_deref().unwrap_or(""),
+        row.usage.map_or("", |u| u.as_str()),
         row.serial,
         row.card_number.as_deref().unwrap_or("")
     );
@@ -517,22 +531,21 @@ pub fn issue_batch(ca: &mut Ca, args: BatchArgs) -> anyhow::Result<ExitCode> {
 
 fn parse_invalidity(arg: Option<&str>) -> anyhow::Result<Option<chrono::NaiveDateTime>> {
     arg.map(|s| {
-        revocation::parse_invalidity(s).map_err(|m| anyhow::anyhow!("--invalidity-date: {m}"))
+        ca_core::input::parse_invalidity(s).map_err(|m| anyhow::anyhow!("--invalidity-date: {m}"))
     })
     .transpose()
 }
 
 fn report_changes(rows: &[ca_core::storage::models::CertificateRow], verb: &str) {
     for r in rows {
-        println!(
+        outln!(
             "{verb} {} ({} {} of card {}): now {}{}",
             r.serial,
             r.issuer,
-            r.usage.as_deref().unwrap_or(&r.kind),
+            r.usage.map_or(r.kind.as_str(), |u| u.as_str()),
             r.card_number.as_deref().unwrap_or("-"),
             r.status,
             r.revocation_reason
-                .as_deref()
                 .map(|x| format!(", reason {x}"))
                 .unwrap_or_default()
         );
@@ -540,34 +553,28 @@ fn report_changes(rows: &[ca_core::storage::models::CertificateRow], verb: &str)
 }
 
 pub fn revoke(ca: &mut Ca, args: RevokeArgs) -> anyhow::Result<ExitCode> {
-    let reason = match args.reason.as_str() {
-        "unspecified" => None,
-        other => {
-            Some(revocation::Reason::parse(other).map_err(|m| anyhow::anyhow!("--reason: {m}"))?)
-        }
-    };
+    let reason = Reason::from_input(&args.reason).map_err(|m| anyhow::anyhow!("--reason: {m}"))?;
     let invalidity = parse_invalidity(args.invalidity_date.as_deref())?;
     let rows = revocation::apply(
         ca,
-        &args.target.target(),
-        Change::Revoke(reason),
+        &args.target.scope(),
+        Transition::Revoke(reason),
         invalidity,
     )?;
     report_changes(&rows, "revoked");
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn change_status(ca: &mut Ca, args: StatusArgs, change: Change) -> anyhow::Result<ExitCode> {
+/// An officer's suspension or release (cause `officer`).
+pub fn change_status(ca: &mut Ca, args: StatusArgs, resume: bool) -> anyhow::Result<ExitCode> {
     let invalidity = parse_invalidity(args.invalidity_date.as_deref())?;
-    let rows = revocation::apply(ca, &args.target.target(), change, invalidity)?;
-    report_changes(
-        &rows,
-        if change == Change::Resume {
-            "resumed"
-        } else {
-            "suspended"
-        },
-    );
+    let (change, verb) = if resume {
+        (Transition::Resume(SuspensionCause::Officer), "resumed")
+    } else {
+        (Transition::Suspend(SuspensionCause::Officer), "suspended")
+    };
+    let rows = revocation::apply(ca, &args.target.scope(), change, invalidity)?;
+    report_changes(&rows, verb);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -578,9 +585,9 @@ pub fn cert(ca: &mut Ca, command: CertCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&cert_json(&row));
             } else if pem {
-                print!("{}", cert_pem(&row.der));
+                out!("{}", cert_pem(&row.der));
             } else {
-                print!("{}", cert_text(&row));
+                out!("{}", cert_text(&row));
             }
         }
         CertCommand::List { card, limit, json } => {
@@ -596,11 +603,11 @@ pub fn cert(ca: &mut Ca, command: CertCommand) -> anyhow::Result<ExitCode> {
                 print_json(&json!(rows.iter().map(cert_json).collect::<Vec<_>>()));
             } else {
                 for r in &rows {
-                    println!(
+                    outln!(
                         "{}  {:<14} {:<11} {:<8} {:<14} {}",
                         r.serial,
                         r.kind,
-                        r.usage.as_deref().unwrap_or("-"),
+                        r.usage.map_or("-", |u| u.as_str()),
                         r.status,
                         r.card_number.as_deref().unwrap_or("-"),
                         r.subject
@@ -616,7 +623,7 @@ pub fn audit(ca: &mut Ca, command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify => {
             let n = ca_core::audit::verify(&mut ca.db)?;
-            println!("audit chain intact: {n} records");
+            outln!("audit chain intact: {n} records");
         }
         AuditCommand::List { tail, json } => {
             let rows = ca_core::audit::list(&mut ca.db, tail)?;
@@ -624,9 +631,14 @@ pub fn audit(ca: &mut Ca, command: AuditCommand) -> anyhow::Result<ExitCode> {
                 print_json(&serde_json::to_value(&rows)?);
             } else {
                 for r in rows {
-                    println!(
+                    outln!(
                         "#{:<6} {} {:<10} {:<22} {} {}",
-                        r.seq, r.at, r.actor, r.action, r.subject, r.details
+                        r.seq,
+                        r.at,
+                        r.actor,
+                        r.action,
+                        r.subject,
+                        r.details
                     );
                 }
             }

@@ -131,9 +131,9 @@ pub fn run(ca: &mut Ca, cmd: CrlCommand) -> anyhow::Result<ExitCode> {
             let src = source(from.as_deref());
             if records.is_empty() {
                 if as_json {
-                    println!("[]");
+                    outln!("[]");
                 } else {
-                    println!("no CRL published yet (run crl-publisher)");
+                    outln!("no CRL published yet (run crl-publisher)");
                 }
                 return Ok(ExitCode::SUCCESS);
             }
@@ -146,7 +146,7 @@ pub fn run(ca: &mut Ca, cmd: CrlCommand) -> anyhow::Result<ExitCode> {
                     None
                 };
                 if as_pem {
-                    print!("{}", pem(der.as_deref().unwrap_or_default()));
+                    out!("{}", pem(der.as_deref().unwrap_or_default()));
                     continue;
                 }
                 let list = match &der {
@@ -171,7 +171,7 @@ pub fn run(ca: &mut Ca, cmd: CrlCommand) -> anyhow::Result<ExitCode> {
                             .map(|b| format!(" (base {b})"))
                             .unwrap_or_default()
                     );
-                    println!(
+                    outln!(
                         "{:<20} partition {:<3} {:<8} {:<20} {:>8} entries  this update {}  next update {}\n    {}  ({})",
                         r.issuer,
                         r.crl_partition,
@@ -184,7 +184,7 @@ pub fn run(ca: &mut Ca, cmd: CrlCommand) -> anyhow::Result<ExitCode> {
                         r.location
                     );
                     for e in list.unwrap_or_default() {
-                        println!(
+                        outln!(
                             "      {}  {}  {}{}",
                             e["serial"].as_str().unwrap_or(""),
                             e["revocation_date"].as_str().unwrap_or(""),
@@ -198,7 +198,7 @@ pub fn run(ca: &mut Ca, cmd: CrlCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             if as_json {
-                println!("{}", serde_json::to_string_pretty(&shown)?);
+                outln!("{}", serde_json::to_string_pretty(&shown)?);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -230,7 +230,7 @@ pub fn run(ca: &mut Ca, cmd: CrlCommand) -> anyhow::Result<ExitCode> {
                 };
                 let path = out.join(&name);
                 crl_publisher::publish::write_atomic(&path, &bytes)?;
-                println!(
+                outln!(
                     "saved {} (CRL number {}, {} entries, signature verified)",
                     path.display(),
                     r.number,

@@ -10,6 +10,7 @@ use anyhow::Context;
 use ca_core::batch;
 use ca_core::clock::Clock;
 use ca_core::config::{Config, KeyPurpose};
+use ca_core::domain::{CertKind, CertStatus, Usage};
 use ca_core::input::Format;
 use ca_core::x509::cert_pem;
 use ca_core::{authority, cards, certificates, hierarchy, registry, sample, Ca};
@@ -72,18 +73,18 @@ pub fn run(
     let demo = setup(config, clock, actor, args.holders)?;
     let ca_dir = demo.ca_dir;
     if let Some((serial, issuer, _)) = demo.first {
-        println!("\nTry:");
-        println!("  cargo run -q -p admin-cli -- cert show {serial}");
-        println!(
+        outln!("\nTry:");
+        outln!("  cargo run -q -p admin-cli -- cert show {serial}");
+        outln!(
             "  cargo run -q -p admin-cli -- cert show {serial} --pem | openssl x509 -noout -text"
         );
-        println!(
+        outln!(
             "  cargo run -q -p admin-cli -- cert show {serial} --pem > /tmp/leaf.pem && openssl verify -CAfile {} -untrusted {} /tmp/leaf.pem",
             ca_dir.join("root.pem").display(),
             ca_dir.join(format!("{issuer}.pem")).display()
         );
-        println!("  cargo run -q -p admin-cli -- audit list --tail 5");
-        println!("  make demo    # the whole system: OCSP responder, CRL publisher, scheduler");
+        outln!("  cargo run -q -p admin-cli -- audit list --tail 5");
+        outln!("  make demo    # the whole system: OCSP responder, CRL publisher, scheduler");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -104,7 +105,7 @@ pub fn setup(
     std::fs::create_dir_all(&data_dir)?;
     let today = clock.now().date_naive();
     let mut ca = Ca::open(config, clock, actor).context("opening the demo CA")?;
-    println!(
+    outln!(
         "== eID CA demo on {} ({})",
         ca.db.backend(),
         ca_core::storage::redact(&ca.config.database_url())
@@ -112,12 +113,12 @@ pub fn setup(
 
     if authority::list(&mut ca.db)?.is_empty() {
         let created = hierarchy::init(&mut ca)?;
-        println!("-- created the hierarchy:");
+        outln!("-- created the hierarchy:");
         for c in &created {
-            println!("   {:<34} {}", c.name, c.subject);
+            outln!("   {:<34} {}", c.name, c.subject);
         }
     } else {
-        println!("-- the hierarchy exists already");
+        outln!("-- the hierarchy exists already");
     }
     let ca_dir = data_dir.join("ca");
     std::fs::create_dir_all(&ca_dir)?;
@@ -135,7 +136,7 @@ pub fn setup(
     }
     std::fs::write(&registry_file, reg)?;
     let s = registry::import(&mut ca, &registry_file, Format::JsonLines)?;
-    println!(
+    outln!(
         "-- registry {}: {} created, {} unchanged",
         registry_file.display(),
         s.created,
@@ -152,7 +153,7 @@ pub fn setup(
     if !new_cards.is_empty() {
         std::fs::write(&cards_file, &crd)?;
         let n = cards::import(&mut ca, &cards_file, Format::JsonLines)?;
-        println!("-- registered {n} cards from {}", cards_file.display());
+        outln!("-- registered {n} cards from {}", cards_file.display());
     }
 
     let manifest = data_dir.join(format!("bureau-batch-{}.jsonl", today));
@@ -160,9 +161,10 @@ pub fn setup(
     for n in 0..holders {
         let card = sample::card_number(n);
         let existing = certificates::list(&mut ca.db, Some(&card), 10)?;
-        for usage in ["auth", "sign"] {
+        for usage in [Usage::Auth, Usage::Sign] {
             if existing.iter().any(|c| {
-                c.usage.as_deref() == Some(usage) && matches!(c.status.as_str(), "active" | "hold")
+                c.usage == Some(usage)
+                    && matches!(c.status, CertStatus::Active | CertStatus::PendingActivation)
             }) {
                 continue;
             }
@@ -174,7 +176,7 @@ pub fn setup(
         }
     }
     if lines.is_empty() {
-        println!("-- every sample card has its certificates already");
+        outln!("-- every sample card has its certificates already");
     } else {
         std::fs::write(&manifest, &lines)?;
         let results = data_dir.join("bureau-batch-results.jsonl");
@@ -182,7 +184,7 @@ pub fn setup(
         let summary = batch::run(&mut ca, &manifest, |r, _| {
             let _ = writeln!(out, "{}", entry_json(&r));
         })?;
-        println!(
+        outln!(
             "-- bureau batch {}: {} issued, {} rejected (results in {})",
             manifest.display(),
             summary.issued,
@@ -197,39 +199,39 @@ pub fn setup(
         let card = sample::card_number(n);
         let held = certificates::list(&mut ca.db, Some(&card), 10)?
             .iter()
-            .any(|c| c.status == "hold");
+            .any(|c| c.status == CertStatus::PendingActivation);
         if held {
             match ca_core::lifecycle::activate(&mut ca, &card) {
                 Ok(_) => activated += 1,
-                Err(e) => println!("-- card {card} stays on hold: {e}"),
+                Err(e) => outln!("-- card {card} stays on hold: {e}"),
             }
         }
     }
     if activated > 0 {
-        println!("-- activated {activated} cards (their certificates leave the hold)");
+        outln!("-- activated {activated} cards (their certificates leave the hold)");
     }
 
-    println!("-- card certificates:");
+    outln!("-- card certificates:");
     let rows = certificates::list(&mut ca.db, None, 1000)?;
     let mut first = None;
-    for r in rows.iter().filter(|r| r.kind == "end-entity") {
-        if r.status == "active" {
+    for r in rows.iter().filter(|r| r.kind == CertKind::EndEntity) {
+        if r.status == CertStatus::Active {
             first.get_or_insert((
                 r.serial.clone(),
                 r.issuer.clone(),
                 r.card_number.clone().unwrap_or_default(),
             ));
         }
-        println!(
+        outln!(
             "   {:<12} {:<5} {}  until {}  {}",
             r.card_number.as_deref().unwrap_or("-"),
-            r.usage.as_deref().unwrap_or("-"),
+            r.usage.map_or("-", |u| u.as_str()),
             r.serial,
             r.not_after.format("%Y-%m-%d"),
             r.subject
         );
     }
     let n = ca_core::audit::verify(&mut ca.db)?;
-    println!("-- audit chain intact: {n} records");
+    outln!("-- audit chain intact: {n} records");
     Ok(Demo { ca_dir, first })
 }

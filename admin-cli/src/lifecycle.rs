@@ -110,7 +110,7 @@ pub fn activate(ca: &mut Ca, args: ActivateArgs) -> anyhow::Result<ExitCode> {
     for r in &rows {
         eprintln!(
             "activated {} certificate {} of card {}",
-            r.usage.as_deref().unwrap_or(""),
+            r.usage.map_or("", |u| u.as_str()),
             r.serial,
             args.card
         );
@@ -127,7 +127,7 @@ pub fn renew(ca: &mut Ca, args: RenewArgs) -> anyhow::Result<ExitCode> {
         v["previous"] = cert_json(&renewed.previous);
         print_json(&v);
     } else {
-        print!("{}", cert_pem(&renewed.new.der));
+        out!("{}", cert_pem(&renewed.new.der));
     }
     eprintln!(
         "renewed card {}: new certificate {} (until {}), previous {} now {}",
@@ -245,7 +245,7 @@ pub fn sla_report(ca: &mut Ca, args: SlaArgs) -> anyhow::Result<ExitCode> {
     let since = args
         .since
         .as_deref()
-        .map(ca_core::revocation::parse_invalidity)
+        .map(ca_core::input::parse_invalidity)
         .transpose()
         .map_err(|m| anyhow::anyhow!("--since: {m}"))?;
     let now = ca.clock.now();
@@ -254,12 +254,21 @@ pub fn sla_report(ca: &mut Ca, args: SlaArgs) -> anyhow::Result<ExitCode> {
     let summary = sla::summary(&mut ca.db, now)?;
     if args.json {
         for l in &lines {
-            println!("{}", serde_json::to_string(l)?);
+            outln!("{}", serde_json::to_string(l)?);
         }
     } else {
-        println!(
+        outln!(
             "{:<2} {:<28} {:<20} {:<14} {:<14} {:>5} {:<14} {:>7} {:>7} {:>7}  stage",
-            "", "request", "event", "received", "due", "certs", "executed", "exec", "ocsp", "crl"
+            "",
+            "request",
+            "event",
+            "received",
+            "due",
+            "certs",
+            "executed",
+            "exec",
+            "ocsp",
+            "crl"
         );
         for l in &lines {
             let mark = match l.verdict {
@@ -268,10 +277,10 @@ pub fn sla_report(ca: &mut Ca, args: SlaArgs) -> anyhow::Result<ExitCode> {
                 Verdict::OverTarget => "~ ",
                 Verdict::Ok => "  ",
             };
-            println!(
+            outln!(
                 "{mark} {:<28} {:<20} {:<14} {:<14} {:>5} {:<14} {:>7} {:>7} {:>7}  {}",
                 l.request,
-                l.event_type.as_deref().unwrap_or(&l.change),
+                l.event_type.as_deref().unwrap_or(l.change.as_str()),
                 short(Some(l.received_at)),
                 short(l.due_at),
                 l.certificates.map(|c| c.to_string()).unwrap_or("-".into()),
@@ -282,7 +291,7 @@ pub fn sla_report(ca: &mut Ca, args: SlaArgs) -> anyhow::Result<ExitCode> {
                 serde_json::to_value(l.stage)?.as_str().unwrap_or("")
             );
         }
-        println!(
+        outln!(
             "{} requests: {} pending, {} awaiting publication, {} at risk (past the 5-minute target), {} late (past 24 hours){}",
             summary.total,
             summary.pending,
@@ -295,7 +304,7 @@ pub fn sla_report(ca: &mut Ca, args: SlaArgs) -> anyhow::Result<ExitCode> {
                 String::new()
             }
         );
-        println!("times from due; !! late, ! at risk, ~ finished over the 5-minute target");
+        outln!("times from due; !! late, ! at risk, ~ finished over the 5-minute target");
     }
     if args.check && (summary.late > 0 || summary.at_risk > 0) {
         return Ok(ExitCode::from(4));

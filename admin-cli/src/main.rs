@@ -2,6 +2,8 @@
 //! officers. It parses arguments, opens the CA context and prints results;
 //! every rule lives in `ca-core`.
 
+#[macro_use]
+mod stdout;
 mod commands;
 mod crl;
 mod demo;
@@ -113,8 +115,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return run::run(config, cli.config.as_deref(), clock, &actor, args);
     }
     let url = ca_core::storage::redact(&config.database_url());
-    let mut ca = ca_core::Ca::open(config, clock, &actor)
-        .with_context(|| format!("opening the CA at {url}"))?;
+    let open = if only_reads(&cli.command) {
+        ca_core::Ca::open_existing
+    } else {
+        ca_core::Ca::open
+    };
+    let mut ca = open(config, clock, &actor).with_context(|| format!("opening the CA at {url}"))?;
     match cli.command {
         Command::Init => commands::init(&mut ca),
         Command::Ca { command } => commands::ca(&mut ca, command),
@@ -125,12 +131,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Issue(args) => commands::issue(&mut ca, args),
         Command::IssueBatch(args) => commands::issue_batch(&mut ca, args),
         Command::Revoke(args) => commands::revoke(&mut ca, args),
-        Command::Suspend(args) => {
-            commands::change_status(&mut ca, args, ca_core::revocation::Change::Suspend)
-        }
-        Command::Resume(args) => {
-            commands::change_status(&mut ca, args, ca_core::revocation::Change::Resume)
-        }
+        Command::Suspend(args) => commands::change_status(&mut ca, args, false),
+        Command::Resume(args) => commands::change_status(&mut ca, args, true),
         Command::Cert { command } => commands::cert(&mut ca, command),
         Command::Activate(args) => lifecycle::activate(&mut ca, args),
         Command::Renew(args) => lifecycle::renew(&mut ca, args),
@@ -139,6 +141,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reminders { command } => reminders::run(&mut ca, command),
         Command::Demo(_) | Command::Run(_) => unreachable!("handled above"),
     }
+}
+
+/// Commands that only read: they never create a database.
+fn only_reads(command: &Command) -> bool {
+    use commands::{CardCommand, RegistryCommand};
+    matches!(
+        command,
+        Command::Ca { .. }
+            | Command::Crl { .. }
+            | Command::Registry {
+                command: RegistryCommand::Show { .. }
+            }
+            | Command::Card {
+                command: CardCommand::Show { .. }
+            }
+            | Command::Sla(_)
+            | Command::Cert { .. }
+            | Command::Reminders { .. }
+            | Command::Audit { .. }
+    )
 }
 
 /// The error and its causes on one line, leaving out a cause whose text
@@ -162,6 +184,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        Err(e) if stdout::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", error_chain(&e));
             ExitCode::from(1)

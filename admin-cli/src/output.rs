@@ -1,6 +1,7 @@
 //! How certificates and authorities are shown: JSON objects for scripts,
 //! PEM for tools, short text for people.
 
+use ca_core::published::{published_status, PublishedStatus, StatusFacts};
 use ca_core::storage::models::CertificateRow;
 use ca_core::x509::cert_pem;
 use serde_json::{json, Value};
@@ -8,6 +9,19 @@ use serde_json::{json, Value};
 fn time(t: &chrono::NaiveDateTime) -> String {
     t.and_utc()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// What relying parties are told (the core's published-status rule).
+fn published_json(p: PublishedStatus) -> Value {
+    match p {
+        PublishedStatus::Good => json!({"status": "good"}),
+        PublishedStatus::Revoked {
+            at,
+            reason,
+            invalidity_date,
+        } => json!({"status": "revoked", "revocation_time": time(&at), "reason": reason,
+                    "invalidity_date": invalidity_date.as_ref().map(time)}),
+    }
 }
 
 /// A certificate as a JSON object.
@@ -30,6 +44,7 @@ pub fn cert_json(row: &CertificateRow) -> Value {
         "invalidity_date": row.invalidity_date.as_ref().map(time),
         "hold_cause": row.suspension_cause,
         "linked_serial": row.linked_serial,
+        "published": published_json(published_status(StatusFacts::from(row))),
         "certificate_pem": cert_pem(&row.der),
     })
 }
@@ -40,7 +55,7 @@ pub fn cert_text(row: &CertificateRow) -> String {
         (Some(at), reason) => format!(
             "since:      {} (reason {}{})\n",
             time(at),
-            reason.as_deref().unwrap_or("unspecified"),
+            reason.map_or("no reason code", |r| r.as_str()),
             row.invalidity_date
                 .as_ref()
                 .map(|d| format!(", key unusable since {}", time(d)))
@@ -49,15 +64,16 @@ pub fn cert_text(row: &CertificateRow) -> String {
         (None, _) => String::new(),
     };
     let body = format!(
-        "serial:     {}\nissuer:     {}\nprofile:    {}\nusage:      {}\ncard:       {}\nholder:     {}\nsubject:    {}\nstatus:     {}\nvalid:      {} .. {}\n",
+        "serial:     {}\nissuer:     {}\nprofile:    {}\nusage:      {}\ncard:       {}\nholder:     {}\nsubject:    {}\nstatus:     {}\npublished:  {}\nvalid:      {} .. {}\n",
         row.serial,
         row.issuer,
         row.profile,
-        row.usage.as_deref().unwrap_or("-"),
+        row.usage.map_or("-", |u| u.as_str()),
         row.card_number.as_deref().unwrap_or("-"),
         row.holder_key.as_deref().unwrap_or("-"),
         row.subject,
         row.status,
+        published_status(StatusFacts::from(row)).describe(),
         time(&row.not_before),
         time(&row.not_after),
     );
@@ -65,5 +81,5 @@ pub fn cert_text(row: &CertificateRow) -> String {
 }
 
 pub fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }

@@ -325,7 +325,7 @@ async fn stop_all(services: &mut [Service], timeout: Duration) -> bool {
                 }
             };
         match status {
-            Some(st) if st.success() => println!("   stopped {}", s.name),
+            Some(st) if st.success() => outln!("   stopped {}", s.name),
             Some(st) => {
                 clean = false;
                 eprintln!("run: {} stopped with {st}; see {}", s.name, s.log.display());
@@ -387,63 +387,63 @@ fn print_hints(h: &Hints<'_>) {
         .today
         .checked_add_months(chrono::Months::new(120))
         .unwrap_or(h.today);
-    println!("\n== the eID CA is running (Ctrl-C stops it)");
-    println!("   OCSP responder  {ocsp_url}   (GET/POST; /health, /metrics)");
-    println!(
+    outln!("\n== the eID CA is running (Ctrl-C stops it)");
+    outln!("   OCSP responder  {ocsp_url}   (GET/POST; /health, /metrics)");
+    outln!(
         "   CRL publisher   {crl_base}/identity-card-ca.crl   (and residence-card-ca.crl, root.crl, the deltas; /health, /metrics)"
     );
-    println!(
+    outln!(
         "   scheduler       http://{}/health   (/metrics)",
         h.scheduler
     );
-    println!("   logs            {}", h.logs.display());
-    println!("\nTry, in another terminal in this directory:");
-    println!("  export PKI_CONFIG={}", shown(h.config_file));
+    outln!("   logs            {}", h.logs.display());
+    outln!("\nTry, in another terminal in this directory:");
+    outln!("  export PKI_CONFIG={}", shown(h.config_file));
     if let Some(f) = h.ca_passphrase_file {
-        println!("  export PKI_CA_PASSPHRASE=\"$(cat {})\"", shown(f));
+        outln!("  export PKI_CA_PASSPHRASE=\"$(cat {})\"", shown(f));
     }
-    println!("  mkdir -p {}", try_dir.display());
+    outln!("  mkdir -p {}", try_dir.display());
     if let Some((serial, issuer, card_number)) = h.first {
-        println!("  # a demo certificate (card {card_number})");
-        println!("  {admin} cert show {serial} --pem > {}", t("demo.pem"));
-        println!("  {}    # good", ask_of(issuer, &t("demo.pem")));
+        outln!("  # a demo certificate (card {card_number})");
+        outln!("  {admin} cert show {serial} --pem > {}", t("demo.pem"));
+        outln!("  {}    # good", ask_of(issuer, &t("demo.pem")));
     }
-    println!("  # a new card: its certificate, on hold until the holder activates it");
-    println!(
+    outln!("  # a new card: its certificate, on hold until the holder activates it");
+    outln!(
         "  {admin} card add --number {card} --kind identity --holder MC00000001 --issued {} --expires {expires}",
         h.today
     );
-    println!(
+    outln!(
         "  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=card -keyout {} -out {}",
         t("card.key"),
         t("card.csr")
     );
-    println!(
+    outln!(
         "  {admin} issue --card {card} --usage auth --csr {} --out {}",
         t("card.csr"),
         t("card.pem")
     );
-    println!("  {}    # revoked, certificateHold", ask(&t("card.pem")));
-    println!("  {admin} activate --card {card}");
-    println!("  {}    # good", ask(&t("card.pem")));
-    println!("  {admin} revoke --card {card} --reason keyCompromise");
-    println!(
+    outln!("  {}    # revoked, certificateHold", ask(&t("card.pem")));
+    outln!("  {admin} activate --card {card}");
+    outln!("  {}    # good", ask(&t("card.pem")));
+    outln!("  {admin} revoke --card {card} --reason keyCompromise");
+    outln!(
         "  {}    # revoked, keyCompromise, within a second",
         ask(&t("card.pem"))
     );
-    println!("  # the CRLs (a revocation reaches a delta CRL within a minute)");
-    println!(
+    outln!("  # the CRLs (a revocation reaches a delta CRL within a minute)");
+    outln!(
         "  curl -s {crl_base}/identity-card-ca.crl | openssl crl -inform DER -noout -text | head -20"
     );
-    println!(
+    outln!(
         "  {admin} crl fetch --from http://{} --out {}",
         h.crl,
         t("crl")
     );
-    println!("  # the scheduler's jobs and the revocation SLA");
-    println!("  curl -s http://{}/metrics | grep '^pki_'", h.scheduler);
-    println!("  {admin} sla");
-    println!();
+    outln!("  # the scheduler's jobs and the revocation SLA");
+    outln!("  curl -s http://{}/metrics | grep '^pki_'", h.scheduler);
+    outln!("  {admin} sla");
+    outln!();
     let _ = std::io::stdout().flush();
 }
 
@@ -534,7 +534,7 @@ pub fn run(
     rt.block_on(async {
         let mut signals = Signals::new()?;
         let mut services: Vec<Service> = Vec::new();
-        println!("\n-- starting the services (logs in {})", logs.display());
+        outln!("\n-- starting the services (logs in {})", logs.display());
         for spec in specs {
             let name = spec.name;
             match start(
@@ -546,11 +546,11 @@ pub fn run(
             .await
             {
                 Ok(Started::Up(s)) => {
-                    println!("   {name} listening on http://{}", s.addr);
+                    outln!("   {name} listening on http://{}", s.addr);
                     services.push(s);
                 }
                 Ok(Started::Interrupted(child, sig)) => {
-                    println!("-- {sig}: stopping");
+                    outln!("-- {sig}: stopping");
                     services.push(Service {
                         name,
                         child,
@@ -588,7 +588,7 @@ pub fn run(
         let died = loop {
             tokio::select! {
                 sig = signals.recv() => {
-                    println!("-- {sig}: stopping the services");
+                    outln!("-- {sig}: stopping the services");
                     break None;
                 }
                 _ = tick.tick() => {
@@ -609,7 +609,7 @@ pub fn run(
             None => {
                 let clean = stop_all(&mut services, Duration::from_secs(args.stop_timeout)).await;
                 if clean {
-                    println!("-- stopped");
+                    outln!("-- stopped");
                     Ok(ExitCode::SUCCESS)
                 } else {
                     bail!(

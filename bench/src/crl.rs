@@ -154,12 +154,13 @@ fn populate(dir: &Path, database_url: &str, n: usize) -> anyhow::Result<(PathBuf
     registry::import(&mut ca, &reg, Format::JsonLines)?;
     cards::import(&mut ca, &crd, Format::JsonLines)?;
     let now = Utc::now().naive_utc();
+    use ca_core::domain::Reason;
     let reasons = [
-        Some("keyCompromise"),
+        Some(Reason::KeyCompromise),
         None,
-        Some("superseded"),
-        Some("affiliationChanged"),
-        Some("cessationOfOperation"),
+        Some(Reason::Superseded),
+        Some(Reason::AffiliationChanged),
+        Some(Reason::CessationOfOperation),
     ];
     let mut serials = Vec::with_capacity(n);
     let mut done = 0;
@@ -174,19 +175,19 @@ fn populate(dir: &Path, database_url: &str, n: usize) -> anyhow::Result<(PathBuf
                 serial,
                 issuer: "identity-card-ca".into(),
                 profile: "card-auth".into(),
-                kind: "end-entity".into(),
-                usage: Some("auth".into()),
+                kind: ca_core::domain::CertKind::EndEntity,
+                usage: Some(ca_core::domain::Usage::Auth),
                 card_number: Some(sample::card_number(0)),
                 holder_key: Some("MC00000001".into()),
                 subject: "CN=bench".into(),
                 not_before: now - Duration::days(400),
                 not_after: now + Duration::days(700),
-                status: "revoked".into(),
+                status: ca_core::domain::CertStatus::Revoked,
                 public_key_sha256: "00".into(),
                 der: vec![0],
                 issued_at: now - Duration::days(400),
                 revoked_at: Some(revoked),
-                revocation_reason: reasons[i % reasons.len()].map(str::to_string),
+                revocation_reason: reasons[i % reasons.len()],
                 invalidity_date: (i % 3 == 0).then(|| revoked - Duration::days(2)),
                 crl_partition: 0,
                 suspension_cause: None,

@@ -24,8 +24,11 @@ use anyhow::Context;
 use base64::Engine;
 use ca_core::clock::SystemClock;
 use ca_core::config::Config;
+use ca_core::domain::{Reason, SuspensionCause};
 use ca_core::input::Format;
-use ca_core::revocation::{self, Change, Reason, Target};
+use ca_core::lifecycle::{Scope, Transition};
+use ca_core::published::{published_status, PublishedStatus, StatusFacts};
+use ca_core::revocation;
 use ca_core::{batch, cards, registry, sample, Ca};
 use clap::{Parser, Subcommand};
 use der::asn1::OctetString;
@@ -174,13 +177,13 @@ fn setup(
     let mut changed = 0;
     for (n, row) in rows.iter().enumerate() {
         let change = if n % step == 1 {
-            Change::Revoke(Some(reasons[(n / step) % reasons.len()]))
+            Transition::Revoke(Some(reasons[(n / step) % reasons.len()]))
         } else if n % step == 2 {
-            Change::Suspend
+            Transition::Suspend(SuspensionCause::Officer)
         } else {
             continue;
         };
-        revocation::apply(&mut ca, &Target::Serial(row.serial.clone()), change, None)?;
+        revocation::apply(&mut ca, &Scope::Serial(row.serial.clone()), change, None)?;
         changed += 1;
     }
     let revoke_seconds = start.elapsed().as_secs_f64();
@@ -226,14 +229,13 @@ fn setup(
     for row in &rows {
         let row = current.get(&row.serial).unwrap_or(row);
         let serial = row.serial.to_ascii_uppercase();
-        let (flag, revocation, reason_code) = match row.status.as_str() {
-            "revoked" | "suspended" => {
-                let reason = row.revocation_reason.as_deref().unwrap_or("unspecified");
-                let at = row.revoked_at.unwrap_or(row.issued_at);
-                let code = Reason::parse(reason).map(|r| r.code()).unwrap_or(0);
-                ("R", format!("{},{reason}", utc(at)), code)
+        let (flag, revocation, reason_code) = match published_status(StatusFacts::from(row)) {
+            PublishedStatus::Revoked { at, reason, .. } => {
+                let name = reason.map_or("unspecified", Reason::as_str);
+                let code = reason.map_or(0, Reason::code);
+                ("R", format!("{},{name}", utc(at)), code)
             }
-            _ => ("V", String::new(), 0),
+            PublishedStatus::Good => ("V", String::new(), 0),
         };
         writeln!(
             index,

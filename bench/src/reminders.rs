@@ -126,9 +126,9 @@ fn populate(ca: &mut Ca, holders: &[Holder], now: NaiveDateTime) -> anyhow::Resu
                 birth_name: None,
                 birth_datetime: now - Duration::days(15_000),
                 birth_place: "Monaco".into(),
-                gender: "F".into(),
-                authority: "town-hall".into(),
-                status: "active".into(),
+                gender: ca_core::domain::Gender::Female,
+                authority: ca_core::domain::RegistrationAuthority::TownHall,
+                status: ca_core::domain::IdentityStatus::Active,
                 protected_adult: false,
                 email: h.email.then(|| format!("holder{}@example.com", i + 1)),
                 mobile: None,
@@ -142,25 +142,28 @@ fn populate(ca: &mut Ca, holders: &[Holder], now: NaiveDateTime) -> anyhow::Resu
             };
             card_rows.push(CardRow {
                 card_number: card.clone(),
-                kind: "identity".into(),
+                kind: ca_core::domain::CardKind::Identity,
                 holder_key: key.clone(),
                 issue_date: issued,
                 expiry_date: expiry,
                 registered_at: now,
             });
-            for (u, usage) in ["auth", "sign"].into_iter().enumerate() {
+            for (u, usage) in [ca_core::domain::Usage::Auth, ca_core::domain::Usage::Sign]
+                .into_iter()
+                .enumerate()
+            {
                 certs.push(CertificateRow {
                     serial: format!("{:030x}{u:02x}", i + 1),
                     issuer: "identity-card-ca".into(),
                     profile: format!("card-{usage}"),
-                    kind: "end-entity".into(),
-                    usage: Some(usage.into()),
+                    kind: ca_core::domain::CertKind::EndEntity,
+                    usage: Some(usage),
                     card_number: Some(card.clone()),
                     holder_key: Some(key.clone()),
                     subject: "CN=bench".into(),
                     not_before: now - Duration::days(400),
                     not_after: h.not_after,
-                    status: "active".into(),
+                    status: ca_core::domain::CertStatus::Active,
                     public_key_sha256: "00".into(),
                     der: vec![0],
                     issued_at: now - Duration::days(400),

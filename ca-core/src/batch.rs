@@ -6,6 +6,7 @@
 //! twice.
 
 use crate::ca::Ca;
+use crate::domain::AuditAction;
 use crate::domain::CardKind;
 use crate::domain::Usage;
 use crate::error::{CaError, Result};
@@ -132,7 +133,7 @@ fn start_batch(ca: &mut Ca, id: &str, source: &str, entries: usize) -> Result<()
         with_conn!(tx.db, c => diesel::insert_into(issuance_batches::table).values(&row).execute(c))
             .map_err(StorageError::from)?;
         tx.audit(
-            "batch.start",
+            AuditAction::BatchStart,
             id,
             serde_json::json!({"source": source, "entries": entries}),
         );
@@ -301,7 +302,7 @@ pub fn run(
             .execute(c))
         .map_err(StorageError::from)?;
         tx.audit(
-            "batch.finish",
+            AuditAction::BatchFinish,
             &batch_id,
             serde_json::to_value(&finished).unwrap_or_default(),
         );

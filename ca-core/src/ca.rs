@@ -23,10 +23,22 @@ pub struct Ca {
 }
 
 impl Ca {
-    /// Loads the policy and opens (and migrates) the database.
+    /// Loads the policy and opens (and migrates) the database, creating
+    /// it when it does not exist yet.
     pub fn open(config: Config, clock: Arc<dyn Clock>, actor: &str) -> Result<Self> {
-        let policy = load_policy(&config)?;
         let db = Db::connect(&config.database_url())?;
+        Self::with_db(config, clock, actor, db)
+    }
+
+    /// The same for a command that only reads: a database that does not
+    /// exist is an error, never created.
+    pub fn open_existing(config: Config, clock: Arc<dyn Clock>, actor: &str) -> Result<Self> {
+        let db = Db::connect_existing(&config.database_url())?;
+        Self::with_db(config, clock, actor, db)
+    }
+
+    fn with_db(config: Config, clock: Arc<dyn Clock>, actor: &str, db: Db) -> Result<Self> {
+        let policy = load_policy(&config)?;
         let keys = KeyStore::new(&config, KeyPurpose::Ca);
         let responder_keys = KeyStore::new(&config, KeyPurpose::OcspResponder);
         Ok(Self {

@@ -3,6 +3,7 @@
 //! registration authority; card numbers are unique.
 
 use crate::ca::Ca;
+use crate::domain::AuditAction;
 use crate::domain::CardKind;
 use crate::error::{CaError, Result};
 use crate::input::{self, FieldReader, Format};
@@ -49,18 +50,7 @@ pub fn check_card_number(n: &str) -> std::result::Result<(), String> {
 }
 
 fn check_card(card: &NewCard, holder: &IdentityRow) -> Result<()> {
-    let authority = holder.authority.parse().map_err(|m| CaError::Field {
-        field: "authority".into(),
-        message: m,
-    })?;
-    if card.kind.authority() != authority {
-        return Err(CaError::CardKindMismatch {
-            kind: card.kind,
-            holder: holder.registry_key.clone(),
-            authority,
-            expected: card.kind.authority(),
-        });
-    }
+    crate::eligibility::check_card_matches_holder(card.kind, holder)?;
     if card.expiry_date <= card.issue_date {
         return Err(CaError::Field {
             field: "expiry_date".into(),
@@ -132,14 +122,14 @@ fn register_in(
         check_card(card, holder).map_err(|e| refuse("kind", e))?;
         rows.push(CardRow {
             card_number: card.card_number.clone(),
-            kind: card.kind.as_str().to_string(),
+            kind: card.kind,
             holder_key: card.holder_key.clone(),
             issue_date: card.issue_date,
             expiry_date: card.expiry_date,
             registered_at: tx.at(),
         });
         tx.audit(
-            "card.register",
+            AuditAction::CardRegister,
             &card.card_number,
             serde_json::json!({"kind": card.kind, "holder": card.holder_key,
                                "issue_date": card.issue_date, "expiry_date": card.expiry_date, "source": source}),

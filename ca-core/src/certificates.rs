@@ -10,8 +10,6 @@ use crate::with_conn;
 use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
 
-const LIVE: [&str; 3] = ["hold", "active", "suspended"];
-
 /// One certificate by serial (lower-case hex).
 pub fn find(db: &mut Db, serial: &str) -> Result<CertificateRow> {
     let serial = serial.to_ascii_lowercase();
@@ -44,15 +42,12 @@ pub fn live_for_cards(
     for chunk in cards.chunks(500) {
         let rows: Vec<CertificateRow> = with_conn!(db, c => certificates::table
             .filter(certificates::card_number.eq_any(chunk))
-            .filter(certificates::status.eq_any(LIVE))
+            .filter(certificates::status.eq_any(CertStatus::LIVE))
             .select(CertificateRow::as_select())
             .load(c))
         .map_err(StorageError::from)?;
         for r in rows {
-            if let (Some(card), Some(usage)) = (
-                r.card_number.clone(),
-                r.usage.as_deref().and_then(|u| u.parse().ok()),
-            ) {
+            if let (Some(card), Some(usage)) = (r.card_number.clone(), r.usage) {
                 out.insert((card, usage), r);
             }
         }
@@ -105,9 +100,4 @@ pub fn insert(db: &mut Db, rows: &[CertificateRow]) -> Result<()> {
             .map_err(StorageError::from)?;
     }
     Ok(())
-}
-
-/// The status word of a row.
-pub fn status_of(row: &CertificateRow) -> Option<CertStatus> {
-    row.status.parse().ok()
 }

@@ -1,6 +1,8 @@
 //! The injected clock. Every decision that depends on "now" (validity,
-//! card expiry, audit timestamps) asks a [`Clock`], so tests and the
-//! `PKI_FAKE_NOW` override can move time without sleeping.
+//! card expiry, audit timestamps) asks a [`Clock`], so tests can move time
+//! without sleeping: in process with [`FixedClock`], and in the binaries of
+//! a test build with `PKI_FAKE_NOW` ([`crate::test_hooks`]; release
+//! binaries ignore it).
 
 use chrono::{DateTime, Utc};
 use std::sync::{Arc, Mutex};
@@ -45,17 +47,12 @@ impl Clock for FixedClock {
     }
 }
 
-/// The clock a binary should use: the system clock, or a fixed instant from
-/// the `PKI_FAKE_NOW` environment variable (RFC 3339) for end-to-end tests
-/// that must see a card expire without waiting years.
+/// The clock a binary should use: the system clock, or in a test build a
+/// fixed instant from `PKI_FAKE_NOW` ([`crate::test_hooks::fake_now`]).
 pub fn from_env() -> Result<Arc<dyn Clock>, String> {
-    match std::env::var("PKI_FAKE_NOW") {
-        Ok(s) if !s.is_empty() => {
-            let at = DateTime::parse_from_rfc3339(&s)
-                .map_err(|e| format!("PKI_FAKE_NOW {s:?} is not an RFC 3339 time: {e}"))?;
-            Ok(Arc::new(FixedClock::new(at.with_timezone(&Utc))))
-        }
-        _ => Ok(Arc::new(SystemClock)),
+    match crate::test_hooks::fake_now()? {
+        Some(at) => Ok(Arc::new(FixedClock::new(at))),
+        None => Ok(Arc::new(SystemClock)),
     }
 }
 

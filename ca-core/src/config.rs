@@ -3,6 +3,7 @@
 //! default so that a new user needs no file at all. Secrets never live here:
 //! the CA key passphrase comes from an environment variable or a file path.
 
+use crate::domain::{KeyBackend, SmtpTls};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -121,7 +122,7 @@ pub struct Smtp {
     pub host: String,
     pub port: u16,
     /// `none` (plain, for a local relay), `starttls` or `tls`.
-    pub tls: String,
+    pub tls: SmtpTls,
     pub from: String,
     pub username: Option<String>,
     /// Environment variable holding the SMTP password (when `username` is set).
@@ -134,7 +135,7 @@ impl Default for Smtp {
         Self {
             host: "127.0.0.1".into(),
             port: 25,
-            tls: "none".into(),
+            tls: SmtpTls::None,
             from: "eID <no-reply@pki.example.com>".into(),
             username: None,
             password_env: "PKI_SMTP_PASSWORD".into(),
@@ -181,7 +182,7 @@ pub struct Urls {
 #[serde(deny_unknown_fields, default)]
 pub struct Keys {
     /// `software` (encrypted PKCS#8 files).
-    pub backend: String,
+    pub backend: KeyBackend,
     /// Environment variable holding the CA keys' passphrase.
     pub passphrase_env: String,
     /// Or a file whose first line is the CA keys' passphrase.
@@ -248,7 +249,7 @@ impl Default for Urls {
 impl Default for Keys {
     fn default() -> Self {
         Self {
-            backend: "software".into(),
+            backend: KeyBackend::Software,
             passphrase_env: "PKI_CA_PASSPHRASE".into(),
             passphrase_file: None,
             ca_dir: None,
@@ -320,12 +321,6 @@ impl Config {
                 self.policy_oid_arc
             ))
         })?;
-        if self.keys.backend != "software" {
-            return Err(ConfigError::Invalid(format!(
-                "keys.backend {:?} is not supported (supported: software)",
-                self.keys.backend
-            )));
-        }
         if self.crl.partitions == 0 || self.crl.partitions > 1024 {
             return Err(ConfigError::Invalid(
                 "crl.partitions must be between 1 and 1024".into(),
@@ -351,12 +346,6 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "reminders.max_attempts must be at least 1".into(),
             ));
-        }
-        if !matches!(self.smtp.tls.as_str(), "none" | "starttls" | "tls") {
-            return Err(ConfigError::Invalid(format!(
-                "smtp.tls {:?} must be none, starttls or tls",
-                self.smtp.tls
-            )));
         }
         for (name, url) in [
             ("urls.ocsp", &self.urls.ocsp),

@@ -106,12 +106,16 @@ pub enum CaError {
         action: &'static str,
         reason: String,
     },
-    #[error("certificate {serial} is on hold for cause {cause}; only a release for that cause ({wanted} was asked) lifts it")]
-    HoldCause {
+    #[error("certificate {serial} is suspended for cause {cause}; only a release for that cause ({wanted} was asked) lifts it")]
+    SuspensionCause {
         serial: String,
-        cause: String,
-        wanted: String,
+        cause: crate::domain::SuspensionCause,
+        wanted: crate::domain::SuspensionCause,
     },
+    #[error(
+        "the public key (SPKI SHA-256 {spki_sha256}) is blocked: {why}; the holder needs a new key"
+    )]
+    BlockedKey { spki_sha256: String, why: String },
     #[error("event {id}: {message}")]
     Event { id: String, message: String },
     #[error("not stored: the chunk's transaction failed ({0}); run the batch again to retry")]

@@ -23,10 +23,10 @@
 //! card's certificates are issued; `pki-admin` executes what is due at once,
 //! `pki-scheduler` the rest ([`crate::requests`]).
 
-use crate::domain::IdentityStatus;
+use crate::domain::{IdentityStatus, Reason, RequestKind, SuspensionCause};
 use crate::error::{CaError, Result};
-use crate::lifecycle::{HoldCause, Scope};
-use crate::revocation::Reason;
+use crate::lifecycle::{Scope, Transition};
+use crate::storage::models::RevocationRequestRow;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 
@@ -102,20 +102,77 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RequestChange {
     Revoke(Option<Reason>),
-    Suspend(HoldCause),
-    Resume(HoldCause),
+    Suspend(SuspensionCause),
+    Resume(SuspensionCause),
     /// Set the identity's registry status.
     IdentityStatus(IdentityStatus),
 }
 
 impl RequestChange {
-    pub fn word(&self) -> &'static str {
+    pub fn kind(&self) -> RequestKind {
         match self {
-            RequestChange::Revoke(_) => "revoke",
-            RequestChange::Suspend(_) => "suspend",
-            RequestChange::Resume(_) => "resume",
-            RequestChange::IdentityStatus(_) => "identity-status",
+            RequestChange::Revoke(_) => RequestKind::Revoke,
+            RequestChange::Suspend(_) => RequestKind::Suspend,
+            RequestChange::Resume(_) => RequestKind::Resume,
+            RequestChange::IdentityStatus(_) => RequestKind::IdentityStatus,
         }
+    }
+
+    /// The certificates' status change it asks, if it asks one.
+    pub fn transition(&self) -> Option<Transition> {
+        match *self {
+            RequestChange::Revoke(r) => Some(Transition::Revoke(r)),
+            RequestChange::Suspend(c) => Some(Transition::Suspend(c)),
+            RequestChange::Resume(c) => Some(Transition::Resume(c)),
+            RequestChange::IdentityStatus(_) => None,
+        }
+    }
+
+    /// The request asked by a certificate status change (officers' direct
+    /// changes are recorded as executed requests too).
+    pub fn of_transition(t: Transition) -> Option<RequestChange> {
+        match t {
+            Transition::Revoke(r) => Some(RequestChange::Revoke(r)),
+            Transition::Suspend(c) => Some(RequestChange::Suspend(c)),
+            Transition::Resume(c) => Some(RequestChange::Resume(c)),
+            Transition::Activate | Transition::Expire => None,
+        }
+    }
+
+    /// Its reason, suspension cause and identity status columns.
+    pub fn columns(
+        &self,
+    ) -> (
+        Option<Reason>,
+        Option<SuspensionCause>,
+        Option<IdentityStatus>,
+    ) {
+        match *self {
+            RequestChange::Revoke(r) => (r, None, None),
+            RequestChange::Suspend(c) | RequestChange::Resume(c) => (None, Some(c), None),
+            RequestChange::IdentityStatus(s) => (None, None, Some(s)),
+        }
+    }
+
+    /// The change a stored request asks (the columns' CHECK constraints
+    /// guarantee the one its kind needs).
+    pub fn of_row(row: &RevocationRequestRow) -> std::result::Result<RequestChange, String> {
+        let missing = |what: &str| format!("request {} ({}) has no {what}", row.id, row.change);
+        Ok(match row.change {
+            RequestKind::Revoke => RequestChange::Revoke(row.reason),
+            RequestKind::Suspend => RequestChange::Suspend(
+                row.suspension_cause
+                    .ok_or_else(|| missing("suspension cause"))?,
+            ),
+            RequestKind::Resume => RequestChange::Resume(
+                row.suspension_cause
+                    .ok_or_else(|| missing("suspension cause"))?,
+            ),
+            RequestKind::IdentityStatus => RequestChange::IdentityStatus(
+                row.identity_status
+                    .ok_or_else(|| missing("identity status"))?,
+            ),
+        })
     }
 }
 
@@ -173,7 +230,7 @@ pub fn check(event: Event, now: DateTime<Utc>) -> Result<CheckedEvent> {
     };
     let date = |field: &str, v: &Option<String>| -> Result<Option<NaiveDateTime>> {
         v.as_deref()
-            .map(crate::revocation::parse_invalidity)
+            .map(crate::input::parse_invalidity)
             .transpose()
             .map_err(|m| bad(&event, format!("{field}: {m}")))
     };
@@ -187,22 +244,17 @@ pub fn check(event: Event, now: DateTime<Utc>) -> Result<CheckedEvent> {
     let reason = event
         .reason
         .as_deref()
-        .map(Reason::parse)
+        .map(Reason::from_input)
         .transpose()
-        .map_err(|m| bad(&event, format!("reason: {m}")))?;
-    if reason.is_some() && event.kind != IdentityInactive {
+        .map_err(|m| bad(&event, format!("reason: {m}")))?
+        .flatten();
+    if event.reason.is_some() && event.kind != IdentityInactive {
         return Err(bad(
             &event,
             format!(
                 "\"reason\" is fixed by the CPS for a {} event",
                 event.kind.as_str()
             ),
-        ));
-    }
-    if reason == Some(Reason::CertificateHold) {
-        return Err(bad(
-            &event,
-            "certificateHold is not a revocation reason".into(),
         ));
     }
     let card = || event.card.clone().ok_or_else(|| missing(&event, "card"));
@@ -275,7 +327,7 @@ pub fn check(event: Event, now: DateTime<Utc>) -> Result<CheckedEvent> {
                 status(IdentityStatus::Suspended)
             },
             req(
-                C::Suspend(HoldCause::IdentitySuspended),
+                C::Suspend(SuspensionCause::IdentitySuspended),
                 Scope::Holder(holder()?),
             ),
         ],
@@ -285,7 +337,7 @@ pub fn check(event: Event, now: DateTime<Utc>) -> Result<CheckedEvent> {
                 status(IdentityStatus::Active)
             },
             req(
-                C::Resume(HoldCause::IdentitySuspended),
+                C::Resume(SuspensionCause::IdentitySuspended),
                 Scope::Holder(holder()?),
             ),
         ],

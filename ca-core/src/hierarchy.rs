@@ -6,7 +6,8 @@
 
 use crate::authority::{self, key_algorithm_name};
 use crate::ca::Ca;
-use crate::domain::CertStatus;
+use crate::domain::AuditAction;
+use crate::domain::{CardKind, CertStatus};
 use crate::error::{CaError, Result};
 use crate::keys::{SignatureAlgorithm, Signer};
 use crate::mint::{mint, Issuer, MintRequest};
@@ -55,7 +56,7 @@ struct NewCa {
     subject_der: Vec<u8>,
     key_id: Vec<u8>,
     not_after: DateTime<Utc>,
-    card_kind: Option<String>,
+    card_kind: Option<CardKind>,
     cert: CertificateRow,
 }
 
@@ -155,7 +156,7 @@ fn create_ca(
         subject_der,
         key_id,
         not_after,
-        card_kind: def.card_kind.map(|k| k.as_str().to_string()),
+        card_kind: def.card_kind,
         cert,
     })
 }
@@ -282,7 +283,7 @@ pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
                 subject_der: c.subject_der.clone(),
                 key_id: c.key_id.clone(),
                 not_after: db_time(c.not_after),
-                card_kind: c.card_kind.clone(),
+                card_kind: c.card_kind,
                 created_at: db_time(now),
             })
             .collect();
@@ -297,7 +298,7 @@ pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
         }
         for c in &cas {
             tx.audit(
-                "ca.create",
+                AuditAction::CaCreate,
                 &c.def_name,
                 serde_json::json!({"profile": c.profile, "serial": c.cert.serial, "subject": c.cert.subject,
                                    "not_after": c.not_after.to_rfc3339(), "key_ref": c.key_ref,
@@ -306,7 +307,7 @@ pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
         }
         for (cert, row) in &responders {
             tx.audit(
-                "ocsp-responder.create",
+                AuditAction::OcspResponderCreate,
                 &row.authority,
                 serde_json::json!({"serial": cert.serial, "subject": cert.subject, "key_ref": row.key_ref,
                                    "not_after": row.not_after.and_utc().to_rfc3339()}),
@@ -337,7 +338,7 @@ pub fn rotate_responder(ca: &mut Ca, authority_name: &str) -> Result<Created> {
         with_conn!(tx.db, c => diesel::insert_into(ocsp_responders::table).values(&row).execute(c))
             .map_err(StorageError::from)?;
         tx.audit(
-            "ocsp-responder.rotate",
+            AuditAction::OcspResponderRotate,
             authority_name,
             serde_json::json!({"serial": cert.serial, "subject": cert.subject, "key_ref": row.key_ref,
                                "not_after": row.not_after.and_utc().to_rfc3339()}),

@@ -228,3 +228,13 @@ mod tests {
         assert_eq!((j[0].line, j[1].line), (1, 3));
     }
 }
+
+/// Parses an invalidity or effective date: `YYYY-MM-DD` (00:00 UTC) or
+/// `YYYY-MM-DDTHH:MM[:SS]` (UTC).
+pub fn parse_invalidity(s: &str) -> std::result::Result<chrono::NaiveDateTime, String> {
+    parse_birth_datetime(s)
+        .or_else(|_| parse_date(s).map(|d| d.and_time(chrono::NaiveTime::MIN)))
+        .map_err(|_| {
+            format!("{s:?} is not a date (YYYY-MM-DD) or date and time (YYYY-MM-DDTHH:MM) in UTC")
+        })
+}

@@ -7,15 +7,16 @@
 use crate::authority::{self, Authority};
 use crate::ca::Ca;
 use crate::config::Config;
-use crate::domain::{CardKind, CertStatus, IdentityStatus, Usage};
+use crate::domain::AuditAction;
+use crate::domain::{CardKind, CertStatus, Usage};
 use crate::error::{CaError, Result};
 use crate::mint::{mint, MintRequest};
 use crate::policy::Profile;
 use crate::storage::models::{BatchEntryRow, CardRow, CertificateRow, IdentityRow};
 use crate::storage::schema::issuance_batch_entries;
-use crate::storage::{Db, StorageError};
+use crate::storage::{Db, StorageError, WriteTx};
 use crate::x509::{csr, name};
-use crate::{cards, certificates, registry, with_conn};
+use crate::{blocked_keys, cards, certificates, registry, with_conn};
 use chrono::{DateTime, Months, NaiveDate, NaiveTime, SubsecRound, Utc};
 use der::Encode;
 use diesel::prelude::*;
@@ -137,7 +138,7 @@ pub(crate) fn mobile_parent<'a>(
     live: &'a HashMap<(String, Usage), CertificateRow>,
 ) -> Result<&'a CertificateRow> {
     match live.get(&(card_number.to_string(), Usage::Auth)) {
-        Some(auth) if auth.status == CertStatus::Active.as_str() => Ok(auth),
+        Some(auth) if auth.status == CertStatus::Active => Ok(auth),
         Some(auth) => Err(CaError::NotEligible {
             card: card_number.to_string(),
             action: "issue a mobile certificate",
@@ -160,41 +161,11 @@ pub(crate) fn check_holder_and_card(
     holder: &IdentityRow,
     now: DateTime<Utc>,
 ) -> Result<(CardKind, DateTime<Utc>)> {
-    let status: IdentityStatus = holder.status.parse().map_err(|m| CaError::Field {
-        field: "status".into(),
-        message: m,
-    })?;
-    if status != IdentityStatus::Active {
-        return Err(CaError::HolderNotActive {
-            holder: holder.registry_key.clone(),
-            status,
-        });
-    }
-    let kind: CardKind = card.kind.parse().map_err(|m| CaError::Field {
-        field: "kind".into(),
-        message: m,
-    })?;
-    let authority = holder.authority.parse().map_err(|m| CaError::Field {
-        field: "authority".into(),
-        message: m,
-    })?;
-    if kind.authority() != authority {
-        return Err(CaError::CardKindMismatch {
-            kind,
-            holder: holder.registry_key.clone(),
-            authority,
-            expected: kind.authority(),
-        });
-    }
-    let today = now.date_naive();
-    if today < card.issue_date || today > card.expiry_date {
-        return Err(CaError::CardNotValid {
-            card: input.card_number.clone(),
-            today,
-            from: card.issue_date,
-            until: card.expiry_date,
-        });
-    }
+    use crate::eligibility;
+    eligibility::check_holder_active(holder)?;
+    let kind = card.kind;
+    eligibility::check_card_matches_holder(kind, holder)?;
+    eligibility::check_card_valid_today(card, now)?;
     let not_after = card_certificate_limit(card);
     if not_after <= now {
         return Err(CaError::CardLifetimeOver {
@@ -203,6 +174,22 @@ pub(crate) fn check_holder_and_card(
         });
     }
     Ok((kind, not_after))
+}
+
+/// The one `certificate.issue` audit record (issuance and renewal): what
+/// was certified, to whom, until when, and the hashes of the key and the
+/// certificate, with the caller's own facts (`extra`, an object) added.
+pub(crate) fn audit_issue(tx: &mut WriteTx<'_>, row: &CertificateRow, extra: serde_json::Value) {
+    let mut details = serde_json::json!({
+        "issuer": row.issuer, "profile": row.profile, "card": row.card_number,
+        "usage": row.usage, "holder": row.holder_key, "not_after": row.not_after,
+        "public_key_sha256": row.public_key_sha256,
+        "certificate_sha256": crate::x509::sha256_hex(&row.der),
+    });
+    if let (Some(details), serde_json::Value::Object(extra)) = (details.as_object_mut(), extra) {
+        details.extend(extra);
+    }
+    tx.audit(AuditAction::CertificateIssue, &row.serial, details);
 }
 
 /// The (card, usage) pairs a run has already taken, with the line that took
@@ -238,6 +225,12 @@ pub fn plan_chunk(
     let holder_keys: HashSet<String> = cards.values().map(|c| c.holder_key.clone()).collect();
     let holders = registry::find_many(&mut ca.db, &holder_keys)?;
     let live = certificates::live_for_cards(&mut ca.db, &card_numbers)?;
+    let key_hashes: Vec<Option<String>> = inputs
+        .iter()
+        .map(|i| blocked_keys::csr_key_sha256(&i.csr))
+        .collect();
+    let known: Vec<String> = key_hashes.iter().flatten().cloned().collect();
+    let blocked = blocked_keys::blocked_among(&mut ca.db, &known)?;
 
     let mut outcomes: Vec<Option<Outcome>> = inputs.iter().map(|_| None).collect();
     let mut plans = Vec::new();
@@ -249,6 +242,9 @@ pub fn plan_chunk(
             let holder = holders
                 .get(&card.holder_key)
                 .ok_or_else(|| CaError::UnknownIdentity(card.holder_key.clone()))?;
+            if let Some(row) = key_hashes[index].as_ref().and_then(|h| blocked.get(h)) {
+                return Err(blocked_keys::refusal(row));
+            }
             let (kind, card_limit) = check_holder_and_card(input, card, holder, now)?;
             let issuer = issuers.for_kind(kind)?;
             if card_limit > issuer.not_after {
@@ -270,7 +266,7 @@ pub fn plan_chunk(
                     Some(auth.serial.clone()),
                 )
             } else {
-                (CertStatus::Hold, card_limit, None)
+                (CertStatus::PendingActivation, card_limit, None)
             };
             claims.insert((input.card_number.clone(), input.usage), input.line);
             Ok(Plan {
@@ -360,6 +356,13 @@ pub fn commit_chunk(
     } else {
         db.write(actor, now, |tx| {
             let rows: Vec<CertificateRow> = issued.iter().map(|(_, r)| (*r).clone()).collect();
+            // A key blocked since the chunk was planned (a revocation for
+            // keyCompromise in between): nothing of the chunk is stored,
+            // and the next attempt refuses that line at planning.
+            let hashes: Vec<String> = rows.iter().map(|r| r.public_key_sha256.clone()).collect();
+            if let Some(row) = blocked_keys::blocked_among(tx.db, &hashes)?.values().next() {
+                return Err(blocked_keys::refusal(row));
+            }
             certificates::insert(tx.db, &rows)?;
             if let Some(batch_id) = options.batch_id {
                 let entries: Vec<BatchEntryRow> = issued
@@ -376,14 +379,10 @@ pub fn commit_chunk(
                 }
             }
             for (i, r) in &issued {
-                tx.audit(
-                    "certificate.issue",
-                    &r.serial,
-                    serde_json::json!({"issuer": r.issuer, "profile": r.profile, "card": r.card_number,
-                                       "usage": r.usage, "holder": r.holder_key, "not_after": r.not_after,
-                                       "public_key_sha256": r.public_key_sha256,
-                                       "certificate_sha256": crate::x509::sha256_hex(&r.der),
-                                       "batch": options.batch_id, "line": inputs[*i].line}),
+                audit_issue(
+                    tx,
+                    r,
+                    serde_json::json!({"batch": options.batch_id, "line": inputs[*i].line}),
                 );
             }
             Ok::<_, CaError>(())
@@ -516,10 +515,7 @@ pub(crate) fn build_card_certificate(
 pub fn issue_one(ca: &mut Ca, input: IssueInput) -> Result<CertificateRow> {
     ca.keys.require_passphrase()?;
     let card = cards::find(&mut ca.db, &input.card_number)?;
-    let kind: CardKind = card.kind.parse().map_err(|m| CaError::Field {
-        field: "kind".into(),
-        message: m,
-    })?;
+    let kind = card.kind;
     let issuers = Issuers::load(ca, &[kind])?;
     let options = ChunkOptions {
         batch_id: None,
@@ -544,7 +540,7 @@ mod tests {
     fn card(issued: &str, expires: &str) -> CardRow {
         CardRow {
             card_number: "ID0001".into(),
-            kind: "identity".into(),
+            kind: CardKind::Identity,
             holder_key: "K".into(),
             issue_date: issued.parse().unwrap(),
             expiry_date: expires.parse().unwrap(),

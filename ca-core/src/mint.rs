@@ -4,6 +4,7 @@
 //! a certificate.
 
 use crate::config::Config;
+use crate::domain::CertKind;
 use crate::domain::{CertStatus, Usage};
 use crate::error::{CaError, Result};
 use crate::keys::Signer;
@@ -45,12 +46,12 @@ pub struct MintRequest<'a> {
     pub linked_serial: Option<&'a str>,
 }
 
-pub fn kind_name(kind: ProfileKind) -> &'static str {
+pub fn kind_name(kind: ProfileKind) -> CertKind {
     match kind {
-        ProfileKind::RootCa => "root-ca",
-        ProfileKind::IssuingCa => "issuing-ca",
-        ProfileKind::OcspResponder => "ocsp-responder",
-        ProfileKind::EndEntity => "end-entity",
+        ProfileKind::RootCa => CertKind::RootCa,
+        ProfileKind::IssuingCa => CertKind::IssuingCa,
+        ProfileKind::OcspResponder => CertKind::OcspResponder,
+        ProfileKind::EndEntity => CertKind::EndEntity,
     }
 }
 
@@ -115,7 +116,7 @@ pub fn mint(
         Some((card, holder, usage)) => (
             Some(card.to_string()),
             Some(holder.to_string()),
-            Some(usage.as_str().to_string()),
+            Some(usage),
         ),
         None => (None, None, None),
     };
@@ -123,14 +124,14 @@ pub fn mint(
         serial: hex::encode(serial),
         issuer: issuer.ca_name.to_string(),
         profile: req.profile.name.clone(),
-        kind: kind_name(req.profile.kind).to_string(),
+        kind: kind_name(req.profile.kind),
         usage,
         card_number,
         holder_key,
         subject: spec.subject.to_string(),
         not_before: db_time(req.not_before),
         not_after: db_time(req.not_after),
-        status: req.status.as_str().to_string(),
+        status: req.status,
         public_key_sha256: crate::x509::sha256_hex(&spki_der),
         der,
         issued_at: db_time(issued_at),

@@ -4,6 +4,7 @@
 //! created or updated in one audited transaction.
 
 use crate::ca::Ca;
+use crate::domain::AuditAction;
 use crate::domain::{Gender, IdentityStatus, RegistrationAuthority};
 use crate::error::{CaError, Result};
 use crate::input::{self, FieldReader, Format};
@@ -95,12 +96,9 @@ fn parse_identity(r: &FieldReader<'_>, now: chrono::NaiveDateTime) -> Result<Ide
         birth_name: r.optional("birth_name"),
         birth_datetime,
         birth_place: text_field(r, "birth_place")?,
-        gender: r.parsed::<Gender>("gender")?.as_str().to_string(),
-        authority: r
-            .parsed::<RegistrationAuthority>("authority")?
-            .as_str()
-            .to_string(),
-        status: r.parsed::<IdentityStatus>("status")?.as_str().to_string(),
+        gender: r.parsed::<Gender>("gender")?,
+        authority: r.parsed::<RegistrationAuthority>("authority")?,
+        status: r.parsed::<IdentityStatus>("status")?,
         protected_adult,
         email,
         mobile,
@@ -192,7 +190,7 @@ pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<ImportSummary>
             match existing.get(&row.registry_key) {
                 None => {
                     inserts.push(row.clone());
-                    tx.audit("registry.create", &row.registry_key, serde_json::json!({"source_sha256": file_sha256}));
+                    tx.audit(AuditAction::RegistryCreate, &row.registry_key, serde_json::json!({"source_sha256": file_sha256}));
                     summary.created += 1;
                 }
                 Some(old) => {
@@ -204,7 +202,7 @@ pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<ImportSummary>
                     with_conn!(tx.db, c => diesel::update(identities::table.find(&row.registry_key)).set(row).execute(c))
                         .map_err(crate::storage::StorageError::from)?;
                     tx.audit(
-                        "registry.update",
+                        AuditAction::RegistryUpdate,
                         &row.registry_key,
                         serde_json::json!({"source_sha256": file_sha256, "changed": changed}),
                     );
@@ -221,7 +219,7 @@ pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<ImportSummary>
                 .map_err(crate::storage::StorageError::from)?;
         }
         tx.audit(
-            "registry.import",
+            AuditAction::RegistryImport,
             &source,
             serde_json::json!({"sha256": file_sha256, "total": summary.total, "created": summary.created,
                                "updated": summary.updated, "unchanged": summary.unchanged}),

@@ -78,6 +78,7 @@
 
 use crate::ca::Ca;
 use crate::config::Reminders as RemindersConfig;
+use crate::domain::AuditAction;
 use crate::error::{CaError, Result};
 use crate::storage::models::{CardRow, IdentityRow, ReminderRow};
 use crate::storage::schema::{certificates, reminders};
@@ -88,7 +89,6 @@ use diesel::prelude::*;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::str::FromStr;
 
 /// Certificates read per page when deciding (keyset pagination).
 const PAGE: i64 = 20_000;
@@ -109,48 +109,8 @@ pub struct DecideReport {
     pub decided_postal: usize,
 }
 
-/// The state of a reminder in the outbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// E-mail waiting for (another) delivery attempt.
-    Pending,
-    /// Accepted by the SMTP relay.
-    Sent,
-    /// Given up after `max_attempts` failures, or refused for good.
-    Dead,
-    /// No e-mail address: to be sent as a letter.
-    Postal,
-}
-
-impl State {
-    pub const ALL: [State; 4] = [State::Pending, State::Sent, State::Dead, State::Postal];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::Sent => "sent",
-            State::Dead => "dead",
-            State::Postal => "postal",
-        }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for State {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        State::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("{s:?} is not one of: pending, sent, dead, postal"))
-    }
-}
+use crate::domain::ReminderChannel;
+pub use crate::domain::ReminderState as State;
 
 /// The primary key of a reminder.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -448,7 +408,7 @@ fn plan_page(
         let Some(holder) = holders.get(&card.holder_key) else {
             continue;
         };
-        if holder.status != "active" {
+        if holder.status != crate::domain::IdentityStatus::Active {
             continue;
         }
         let renew_card = g.not_after >= card_end(card);
@@ -464,7 +424,11 @@ fn plan_page(
             offset_days: offset,
             holder_key: card.holder_key.clone(),
             serials: g.serials.join(","),
-            channel: if email.is_some() { "email" } else { "postal" }.into(),
+            channel: if email.is_some() {
+                ReminderChannel::Email
+            } else {
+                ReminderChannel::Postal
+            },
             recipient: email.map(str::to_string),
             subject,
             body,
@@ -472,9 +436,7 @@ fn plan_page(
                 State::Pending
             } else {
                 State::Postal
-            }
-            .as_str()
-            .into(),
+            },
             attempts: 0,
             next_attempt_at: now,
             claimed_until: None,
@@ -535,13 +497,13 @@ fn insert_decided(tx: &mut WriteTx<'_>, rows: &[ReminderRow]) -> Result<(usize, 
         let Some(row) = by_key.get(&key) else {
             continue;
         };
-        if row.channel == "email" {
+        if row.channel == ReminderChannel::Email {
             email += 1;
         } else {
             postal += 1;
         }
         tx.audit(
-            "reminder.decide",
+            AuditAction::ReminderDecide,
             &row.card_number,
             serde_json::json!({
                 "not_after": row.not_after.and_utc().to_rfc3339(),
@@ -750,8 +712,8 @@ pub fn claim_due(ca: &mut Ca, limit: usize, lease: Duration) -> Result<Vec<Remin
     ca.db.write(&actor, now_utc, |tx| {
         use reminders::dsl as r;
         let due: Vec<ReminderRow> = with_conn!(tx.db, c => r::reminders
-            .filter(r::state.eq(State::Pending.as_str()))
-            .filter(r::channel.eq("email"))
+            .filter(r::state.eq(State::Pending))
+            .filter(r::channel.eq(ReminderChannel::Email))
             .filter(r::next_attempt_at.le(now))
             .filter(r::claimed_until.is_null().or(r::claimed_until.le(now)))
             .order((r::next_attempt_at, r::card_number, r::not_after, r::offset_days))
@@ -763,7 +725,7 @@ pub fn claim_due(ca: &mut Ca, limit: usize, lease: Duration) -> Result<Vec<Remin
         for mut row in due {
             let n = with_conn!(tx.db, c => diesel::update(
                     r::reminders.find((&row.card_number, row.not_after, row.offset_days)))
-                .filter(r::state.eq(State::Pending.as_str()))
+                .filter(r::state.eq(State::Pending))
                 .filter(r::next_attempt_at.le(now))
                 .filter(r::claimed_until.is_null().or(r::claimed_until.le(now)))
                 .set(r::claimed_until.eq(Some(until)))
@@ -788,9 +750,9 @@ pub fn mark_sent(ca: &mut Ca, key: &ReminderKey, message_id: &str) -> Result<boo
         use reminders::dsl as r;
         let n = with_conn!(tx.db, c => diesel::update(
                 r::reminders.find((&key.card_number, key.not_after, key.offset_days)))
-            .filter(r::state.eq(State::Pending.as_str()))
+            .filter(r::state.eq(State::Pending))
             .set((
-                r::state.eq(State::Sent.as_str()),
+                r::state.eq(State::Sent),
                 r::sent_at.eq(Some(now)),
                 r::claimed_until.eq(None::<NaiveDateTime>),
                 r::attempts.eq(r::attempts + 1),
@@ -799,7 +761,7 @@ pub fn mark_sent(ca: &mut Ca, key: &ReminderKey, message_id: &str) -> Result<boo
         .map_err(StorageError::from)?;
         if n == 1 {
             tx.audit(
-                "reminder.sent",
+                AuditAction::ReminderSent,
                 &key.card_number,
                 serde_json::json!({
                     "not_after": key.not_after.and_utc().to_rfc3339(),
@@ -851,16 +813,16 @@ pub fn mark_failed(
             .first(c)
             .optional())
         .map_err(StorageError::from)?;
-        let Some(row) = row.filter(|r| r.state == State::Pending.as_str()) else {
+        let Some(row) = row.filter(|r| r.state == State::Pending) else {
             return Ok(Failure::NotPending);
         };
         let attempts = row.attempts.saturating_add(1);
         let max = i32::try_from(config.max_attempts).unwrap_or(i32::MAX);
         if permanent || attempts >= max {
             with_conn!(tx.db, c => diesel::update(r::reminders.find(pk))
-                .filter(r::state.eq(State::Pending.as_str()))
+                .filter(r::state.eq(State::Pending))
                 .set((
-                    r::state.eq(State::Dead.as_str()),
+                    r::state.eq(State::Dead),
                     r::attempts.eq(attempts),
                     r::last_error.eq(Some(&error)),
                     r::claimed_until.eq(None::<NaiveDateTime>),
@@ -868,7 +830,7 @@ pub fn mark_failed(
                 .execute(c))
             .map_err(StorageError::from)?;
             tx.audit(
-                "reminder.dead",
+                AuditAction::ReminderDead,
                 &key.card_number,
                 serde_json::json!({
                     "not_after": key.not_after.and_utc().to_rfc3339(),
@@ -882,7 +844,7 @@ pub fn mark_failed(
         } else {
             let next = now + retry_delay(&config, attempts);
             with_conn!(tx.db, c => diesel::update(r::reminders.find(pk))
-                .filter(r::state.eq(State::Pending.as_str()))
+                .filter(r::state.eq(State::Pending))
                 .set((
                     r::attempts.eq(attempts),
                     r::next_attempt_at.eq(next),
@@ -968,6 +930,7 @@ pub fn postal(db: &mut Db, limit: i64) -> Result<Vec<PostalEntry>> {
 mod tests {
     use super::*;
     use crate::clock::Clock;
+    use crate::domain::{CertStatus, Usage};
 
     fn t(s: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap()
@@ -1065,9 +1028,9 @@ mod tests {
                 birth_name: None,
                 birth_datetime: t("1980-01-01 00:00:00"),
                 birth_place: "Monaco".into(),
-                gender: "M".into(),
-                authority: "town-hall".into(),
-                status: "active".into(),
+                gender: crate::domain::Gender::Male,
+                authority: crate::domain::RegistrationAuthority::TownHall,
+                status: crate::domain::IdentityStatus::Active,
                 protected_adult: false,
                 email: (i % 3 != 0).then(|| format!("h{i}@example.com")),
                 mobile: None,
@@ -1076,34 +1039,38 @@ mod tests {
             let card = format!("ID{i:09}");
             cards.push(CardRow {
                 card_number: card.clone(),
-                kind: "identity".into(),
+                kind: crate::domain::CardKind::Identity,
                 holder_key: key.clone(),
                 issue_date: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
                 expiry_date: NaiveDate::from_ymd_opt(2040, 1, 1).unwrap(),
                 registered_at: start,
             });
-            for (j, (usage, status)) in
-                [("auth", "active"), ("sign", "active"), ("auth", "revoked")]
-                    .into_iter()
-                    .enumerate()
+            for (j, (usage, status)) in [
+                (Usage::Auth, CertStatus::Active),
+                (Usage::Sign, CertStatus::Active),
+                (Usage::Auth, CertStatus::Revoked),
+            ]
+            .into_iter()
+            .enumerate()
             {
                 certs.push(CertificateRow {
                     serial: format!("{i:08x}{j:02x}"),
                     issuer: "identity-card-ca".into(),
                     profile: "card-auth".into(),
-                    kind: "end-entity".into(),
-                    usage: Some(usage.into()),
+                    kind: crate::domain::CertKind::EndEntity,
+                    usage: Some(usage),
                     card_number: Some(card.clone()),
                     holder_key: Some(key.clone()),
                     subject: "CN=x".into(),
                     not_before: start - Duration::days(400),
                     not_after: start + Duration::days(i as i64),
-                    status: status.into(),
+                    status,
                     public_key_sha256: "00".into(),
                     der: vec![0],
                     issued_at: start - Duration::days(400),
-                    revoked_at: (status == "revoked").then(|| start - Duration::days(1)),
-                    revocation_reason: (status == "revoked").then(|| "superseded".into()),
+                    revoked_at: (status == CertStatus::Revoked).then(|| start - Duration::days(1)),
+                    revocation_reason: (status == CertStatus::Revoked)
+                        .then_some(crate::domain::Reason::Superseded),
                     invalidity_date: None,
                     crl_partition: 0,
                     suspension_cause: None,
@@ -1210,14 +1177,19 @@ mod tests {
             mark_failed(&mut ca, &k1, "x", false).unwrap(),
             Failure::NotPending
         );
-        let states: Vec<String> = list(&mut ca.db, None, 10)
+        let states: Vec<State> = list(&mut ca.db, None, 10)
             .unwrap()
             .into_iter()
             .map(|r| r.state)
             .collect();
-        let n = |s: &str| states.iter().filter(|x| *x == s).count();
+        let n = |s: State| states.iter().filter(|x| **x == s).count();
         assert_eq!(
-            (n("sent"), n("dead"), n("postal"), n("pending")),
+            (
+                n(State::Sent),
+                n(State::Dead),
+                n(State::Postal),
+                n(State::Pending)
+            ),
             (1, 2, 1, 0)
         );
         let postal = postal(&mut ca.db, 10).unwrap();

@@ -14,6 +14,7 @@
 //! installation on a phone: it supersedes the previous mobile certificate.
 
 use crate::ca::Ca;
+use crate::domain::Reason;
 use crate::domain::{CardKind, CertStatus, Usage};
 use crate::error::{CaError, Result};
 use crate::issuance::{
@@ -21,7 +22,6 @@ use crate::issuance::{
     CardCertificate, IssueInput, Issuers,
 };
 use crate::lifecycle::{self, Transition};
-use crate::revocation::Reason;
 use crate::storage::models::CertificateRow;
 use crate::storage::schema::certificates;
 use crate::storage::StorageError;
@@ -51,7 +51,7 @@ fn refused(card: &str, reason: String) -> CaError {
 fn current(ca: &mut Ca, card: &str, usage: Usage) -> Result<CertificateRow> {
     let latest = certs::list(&mut ca.db, Some(card), i64::MAX)?
         .into_iter()
-        .filter(|r| r.usage.as_deref() == Some(usage.as_str()))
+        .filter(|r| r.usage == Some(usage))
         .max_by(|a, b| a.issued_at.cmp(&b.issued_at).then(a.serial.cmp(&b.serial)))
         .ok_or_else(|| {
             refused(
@@ -59,9 +59,9 @@ fn current(ca: &mut Ca, card: &str, usage: Usage) -> Result<CertificateRow> {
                 format!("it has no {usage} certificate to renew (issue one instead)"),
             )
         })?;
-    match latest.status.parse::<CertStatus>() {
-        Ok(CertStatus::Active | CertStatus::Expired) => Ok(latest),
-        Ok(CertStatus::Hold) => Err(refused(
+    match latest.status {
+        CertStatus::Active | CertStatus::Expired => Ok(latest),
+        CertStatus::PendingActivation => Err(refused(
             card,
             format!(
                 "its {usage} certificate {} is pending activation: activate it instead",
@@ -84,7 +84,8 @@ pub fn renew(ca: &mut Ca, card_number: &str, usage: Usage, csr_der: Vec<u8>) -> 
     let now = ca.clock.now().trunc_subsecs(0);
     let card = cards::find(&mut ca.db, card_number)?;
     let holder = registry::find(&mut ca.db, &card.holder_key)?;
-    lifecycle::eligibility(&holder, &card, now).map_err(|reason| refused(card_number, reason))?;
+    crate::eligibility::for_activation(&holder, &card, now)
+        .map_err(|reason| refused(card_number, reason))?;
     let input = IssueInput {
         line: 1,
         card_number: card_number.to_string(),
@@ -122,6 +123,9 @@ pub fn renew(ca: &mut Ca, card_number: &str, usage: Usage, csr_der: Vec<u8>) -> 
 
     let profile = ca.policy.profile_for_usage(usage)?.clone();
     let checked = checked_csr(&input.csr, usage, &profile)?;
+    let key_der =
+        der::Encode::to_der(&checked.public_key).map_err(crate::x509::builder::BuildError::from)?;
+    crate::blocked_keys::check(&mut ca.db, &crate::blocked_keys::spki_sha256(&key_der))?;
     let issuers = Issuers::load(ca, &[kind])?;
     let issuer = issuers.for_kind(kind)?;
     if not_after > issuer.not_after {
@@ -160,9 +164,10 @@ fn store(
     let actor = ca.actor.clone();
     let now = ca.clock.now();
     ca.db.write(&actor, now, |tx| {
+        crate::blocked_keys::check(tx.db, &new.public_key_sha256)?;
         let context = serde_json::json!({"renewal": {"new": new.serial}});
         let mut previous = previous;
-        if previous.status == CertStatus::Active.as_str() {
+        if previous.status == CertStatus::Active {
             // Without the cascade to mobile certificates: they move to the new one.
             previous = lifecycle::apply_one(
                 tx,
@@ -172,7 +177,7 @@ fn store(
             )?;
         }
         crate::certificates::insert(tx.db, std::slice::from_ref(&new))?;
-        let relinked: usize = if new.usage.as_deref() == Some(Usage::Auth.as_str()) {
+        let relinked: usize = if new.usage == Some(Usage::Auth) {
             with_conn!(tx.db, c => diesel::update(
                 certificates::table.filter(certificates::linked_serial.eq(&previous.serial)),
             )
@@ -182,14 +187,10 @@ fn store(
         } else {
             0
         };
-        tx.audit(
-            "certificate.issue",
-            &new.serial,
-            serde_json::json!({"issuer": new.issuer, "profile": new.profile, "card": new.card_number,
-                               "usage": new.usage, "holder": new.holder_key, "not_after": new.not_after,
-                               "public_key_sha256": new.public_key_sha256,
-                               "certificate_sha256": crate::x509::sha256_hex(&new.der),
-                               "card_kind": kind, "renews": previous.serial,
+        crate::issuance::audit_issue(
+            tx,
+            &new,
+            serde_json::json!({"card_kind": kind, "renews": previous.serial,
                                "mobile_certificates_relinked": relinked}),
         );
         Ok::<_, CaError>(Renewal { previous, new })

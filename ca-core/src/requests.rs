@@ -15,12 +15,12 @@
 //!   state is re-read inside the serialised write transaction.
 
 use crate::ca::Ca;
-use crate::domain::IdentityStatus;
+use crate::domain::AuditAction;
+use crate::domain::{IdentityStatus, RequestKind, RequestState};
 use crate::error::{CaError, Result};
 use crate::events::{self, CheckedEvent, Event, RequestChange};
-use crate::lifecycle::{self, HoldCause, Scope, Transition};
-use crate::revocation::Reason;
-use crate::storage::models::{RegistryEventRow, RevocationRequestRow};
+use crate::lifecycle::{self, Scope};
+use crate::storage::models::{CertificateRow, RegistryEventRow, RevocationRequestRow};
 use crate::storage::schema::{certificates, identities, registry_events, revocation_requests};
 use crate::storage::{db_time, Db, StorageError, WriteTx};
 use crate::with_conn;
@@ -136,7 +136,7 @@ pub(crate) fn record_in(
         .execute(c))
     .map_err(StorageError::from)?;
     tx.audit(
-        "registry.event",
+        AuditAction::RegistryEvent,
         &event.id,
         serde_json::json!({"type": event.kind.as_str(), "sha256": sha, "source": source,
                            "reported_at": checked.reported_at, "effective": checked.effective}),
@@ -148,30 +148,25 @@ pub(crate) fn record_in(
             Some(card) => first_issued(tx.db, card)?.map(|t| t.max(checked.reported_at)),
             None => Some(checked.effective.unwrap_or(checked.reported_at)),
         };
-        let (reason, detail) = match &planned.change {
-            RequestChange::Revoke(r) => (
-                r.map(|r| r.as_str().to_string()),
-                checked
-                    .invalidity
-                    .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
-            ),
-            RequestChange::Suspend(c) | RequestChange::Resume(c) => {
-                (None, Some(c.as_str().to_string()))
-            }
-            RequestChange::IdentityStatus(s) => (None, Some(s.as_str().to_string())),
+        let (reason, suspension_cause, identity_status) = planned.change.columns();
+        let invalidity_date = match planned.change.kind() {
+            RequestKind::Revoke => checked.invalidity,
+            _ => None,
         };
         let row = RevocationRequestRow {
             id: id.clone(),
             event_id: Some(event.id.clone()),
-            change: planned.change.word().to_string(),
+            change: planned.change.kind(),
             reason,
-            scope: planned.scope.kind().to_string(),
+            scope: planned.scope.kind(),
             target: planned.scope.target().to_string(),
-            detail,
+            invalidity_date,
+            suspension_cause,
+            identity_status,
             after_card: planned.after_card.clone(),
             received_at: checked.reported_at,
             due_at,
-            state: "pending".into(),
+            state: RequestState::Pending,
             executed_at: None,
             feed_position: None,
             certificates: None,
@@ -182,10 +177,12 @@ pub(crate) fn record_in(
         with_conn!(tx.db, c => diesel::insert_into(revocation_requests::table).values(&row).execute(c))
             .map_err(StorageError::from)?;
         tx.audit(
-            "request.record",
+            AuditAction::RequestRecord,
             &id,
             serde_json::json!({"change": row.change, "reason": row.reason, "scope": row.scope,
-                               "target": row.target, "detail": row.detail, "after_card": row.after_card,
+                               "target": row.target, "invalidity_date": row.invalidity_date,
+                               "suspension_cause": row.suspension_cause,
+                               "identity_status": row.identity_status, "after_card": row.after_card,
                                "received_at": row.received_at, "due_at": row.due_at}),
         );
         ids.push(id);
@@ -259,7 +256,7 @@ pub fn execute_due(ca: &mut Ca, limit: usize) -> Result<ExecuteReport> {
         ..Default::default()
     };
     let due: Vec<String> = with_conn!(&mut ca.db, c => revocation_requests::table
-        .filter(revocation_requests::state.eq("pending"))
+        .filter(revocation_requests::state.eq(RequestState::Pending))
         .filter(revocation_requests::due_at.le(at))
         .order((revocation_requests::due_at, revocation_requests::id))
         .limit(limit as i64)
@@ -291,7 +288,7 @@ pub fn execute_due(ca: &mut Ca, limit: usize) -> Result<ExecuteReport> {
 /// certificate.
 fn arm(ca: &mut Ca) -> Result<usize> {
     let waiting: Vec<RevocationRequestRow> = with_conn!(&mut ca.db, c => revocation_requests::table
-        .filter(revocation_requests::state.eq("pending"))
+        .filter(revocation_requests::state.eq(RequestState::Pending))
         .filter(revocation_requests::due_at.is_null())
         .select(RevocationRequestRow::as_select())
         .load(c))
@@ -317,7 +314,11 @@ fn arm(ca: &mut Ca) -> Result<usize> {
                 .set(revocation_requests::due_at.eq(due))
                 .execute(c))
             .map_err(StorageError::from)?;
-            tx.audit("request.due", id, serde_json::json!({"due_at": due}));
+            tx.audit(
+                AuditAction::RequestDue,
+                id,
+                serde_json::json!({"due_at": due}),
+            );
         }
         Ok::<_, CaError>(ready.len())
     })
@@ -331,67 +332,33 @@ fn execute_one(tx: &mut WriteTx<'_>, id: &str) -> Result<Option<usize>> {
         .select(RevocationRequestRow::as_select())
         .first(c))
     .map_err(StorageError::from)?;
-    if request.state != "pending" {
+    if request.state != RequestState::Pending {
         return Ok(None);
     }
-    let scope = Scope::parse(&request.scope, &request.target).map_err(|m| CaError::Field {
-        field: "scope".into(),
-        message: m,
-    })?;
-    let field = |m: String| CaError::Field {
+    let scope = Scope::of(request.scope, &request.target);
+    let change = RequestChange::of_row(&request).map_err(|message| CaError::Field {
         field: format!("request {id}"),
-        message: m,
-    };
+        message,
+    })?;
     let context = serde_json::json!({"request": request.id, "event": request.event_id});
-    let transition = match request.change.as_str() {
-        "revoke" => Some(Transition::Revoke(
-            request
-                .reason
-                .as_deref()
-                .map(Reason::parse)
-                .transpose()
-                .map_err(field)?,
-        )),
-        "suspend" | "resume" => {
-            let cause = HoldCause::parse(request.detail.as_deref().unwrap_or("")).map_err(field)?;
-            Some(if request.change == "suspend" {
-                Transition::Suspend(cause)
-            } else {
-                Transition::Resume(cause)
-            })
-        }
-        "identity-status" => None,
-        other => return Err(field(format!("unknown change {other:?}"))),
-    };
-    let (changed, issuers) = match transition {
-        Some(t) => {
-            let invalidity = match (t, request.detail.as_deref()) {
-                (Transition::Revoke(_), Some(d)) => Some(
-                    d.parse::<NaiveDateTime>()
-                        .map_err(|e| field(format!("invalidity {d:?}: {e}")))?,
-                ),
-                _ => None,
-            };
-            let rows = lifecycle::apply_in(tx, &scope, t, invalidity, &context, false)?;
+    let (changed, issuers) = match (change.transition(), change) {
+        (Some(t), _) => {
+            let rows =
+                lifecycle::apply_in(tx, &scope, t, request.invalidity_date, &context, false)?;
             let issuers: BTreeSet<String> = rows.iter().map(|r| r.issuer.clone()).collect();
             (rows.len(), issuers)
         }
-        None => {
-            let status: IdentityStatus = request
-                .detail
-                .as_deref()
-                .unwrap_or("")
-                .parse()
-                .map_err(field)?;
+        (None, RequestChange::IdentityStatus(status)) => {
             set_identity_status(tx, scope.target(), status, &context)?;
             (0, BTreeSet::new())
         }
+        (None, _) => (0, BTreeSet::new()),
     };
     let position = tx.last_seq();
     let now = tx.at();
     with_conn!(tx.db, c => diesel::update(revocation_requests::table.find(id))
         .set((
-            revocation_requests::state.eq("executed"),
+            revocation_requests::state.eq(RequestState::Executed),
             revocation_requests::executed_at.eq(now),
             revocation_requests::feed_position.eq(position),
             revocation_requests::certificates.eq(changed as i64),
@@ -400,11 +367,60 @@ fn execute_one(tx: &mut WriteTx<'_>, id: &str) -> Result<Option<usize>> {
         .execute(c))
     .map_err(StorageError::from)?;
     tx.audit(
-        "request.execute",
+        AuditAction::RequestExecute,
         id,
         serde_json::json!({"certificates": changed, "feed_position": position}),
     );
     Ok(Some(changed))
+}
+
+/// Records a status change made directly by an officer (not from a
+/// registry event) as a request executed at once, inside the change's own
+/// transaction: the SLA report measures every status change from its
+/// request to OCSP and the CRL, whatever its source. Returns its id.
+pub(crate) fn record_executed(
+    tx: &mut WriteTx<'_>,
+    scope: &Scope,
+    change: &RequestChange,
+    invalidity_date: Option<NaiveDateTime>,
+    changed: &[CertificateRow],
+) -> Result<String> {
+    let position = tx.last_seq();
+    let now = tx.at();
+    let id = format!("direct#{position}");
+    let issuers: BTreeSet<&str> = changed.iter().map(|r| r.issuer.as_str()).collect();
+    let (reason, suspension_cause, identity_status) = change.columns();
+    let row = RevocationRequestRow {
+        id: id.clone(),
+        event_id: None,
+        change: change.kind(),
+        reason,
+        scope: scope.kind(),
+        target: scope.target().to_string(),
+        invalidity_date: invalidity_date.filter(|_| change.kind() == RequestKind::Revoke),
+        suspension_cause,
+        identity_status,
+        after_card: None,
+        received_at: now,
+        due_at: Some(now),
+        state: RequestState::Executed,
+        executed_at: Some(now),
+        feed_position: Some(position),
+        certificates: Some(changed.len() as i64),
+        issuers: Some(issuers.into_iter().collect::<Vec<_>>().join(",")),
+        ocsp_published_at: None,
+        crl_published_at: None,
+    };
+    with_conn!(tx.db, c => diesel::insert_into(revocation_requests::table).values(&row).execute(c))
+        .map_err(StorageError::from)?;
+    tx.audit(
+        AuditAction::RequestExecute,
+        &id,
+        serde_json::json!({"direct": true, "change": row.change, "reason": row.reason,
+                           "scope": row.scope, "target": row.target,
+                           "certificates": changed.len(), "feed_position": position}),
+    );
+    Ok(id)
 }
 
 /// Sets an identity's registry status (a registry event's own effect).
@@ -416,15 +432,15 @@ fn set_identity_status(
 ) -> Result<()> {
     let now = tx.at();
     let old = crate::registry::find(tx.db, holder)?;
-    if old.status == status.as_str() {
+    if old.status == status {
         return Ok(());
     }
     with_conn!(tx.db, c => diesel::update(identities::table.find(holder))
-        .set((identities::status.eq(status.as_str()), identities::updated_at.eq(now)))
+        .set((identities::status.eq(status), identities::updated_at.eq(now)))
         .execute(c))
     .map_err(StorageError::from)?;
     tx.audit(
-        "registry.status",
+        AuditAction::RegistryStatus,
         holder,
         serde_json::json!({"from": old.status, "to": status, "context": context}),
     );

@@ -12,6 +12,7 @@
 //! first one to publish counts. [`stamp_publications`] copies those times
 //! onto the requests, so that the report reads one table.
 
+use crate::domain::{Reason, RequestKind, RequestState, ScopeKind};
 use crate::error::Result;
 use crate::storage::models::RevocationRequestRow;
 use crate::storage::schema::{crls, ocsp_publications, registry_events, revocation_requests};
@@ -77,9 +78,9 @@ pub enum Verdict {
 pub struct SlaLine {
     pub request: String,
     pub event_type: Option<String>,
-    pub change: String,
-    pub reason: Option<String>,
-    pub scope: String,
+    pub change: RequestKind,
+    pub reason: Option<Reason>,
+    pub scope: ScopeKind,
     pub target: String,
     pub received_at: NaiveDateTime,
     pub due_at: Option<NaiveDateTime>,
@@ -99,7 +100,7 @@ pub struct SlaLine {
 /// nothing to publish: its publication times are its execution time.
 pub fn stamp_publications(db: &mut Db) -> Result<usize> {
     let open: Vec<RevocationRequestRow> = with_conn!(db, c => revocation_requests::table
-        .filter(revocation_requests::state.eq("executed"))
+        .filter(revocation_requests::state.eq(RequestState::Executed))
         .filter(revocation_requests::ocsp_published_at.is_null()
             .or(revocation_requests::crl_published_at.is_null()))
         .order(revocation_requests::feed_position)
@@ -293,7 +294,7 @@ pub fn summary(db: &mut Db, now: DateTime<Utc>) -> Result<SlaSummary> {
         }
     }
     let finished_late: Vec<RevocationRequestRow> = with_conn!(db, c => revocation_requests::table
-        .filter(revocation_requests::state.eq("executed"))
+        .filter(revocation_requests::state.eq(RequestState::Executed))
         .filter(revocation_requests::due_at.ge(at - LATE_WINDOW))
         .filter(revocation_requests::change.ne("identity-status"))
         .filter(revocation_requests::ocsp_published_at.is_not_null())
@@ -322,20 +323,21 @@ mod tests {
         RevocationRequestRow {
             id: "e#1".into(),
             event_id: Some("e".into()),
-            change: "revoke".into(),
-            reason: Some("keyCompromise".into()),
-            scope: "card".into(),
+            change: RequestKind::Revoke,
+            reason: Some(Reason::KeyCompromise),
+            scope: ScopeKind::Card,
             target: "ID1".into(),
-            detail: None,
+            invalidity_date: None,
+            suspension_cause: None,
+            identity_status: None,
             after_card: None,
             received_at: t(due),
             due_at: Some(t(due)),
             state: if executed.is_some() {
-                "executed"
+                RequestState::Executed
             } else {
-                "pending"
-            }
-            .into(),
+                RequestState::Pending
+            },
             executed_at: executed.map(t),
             feed_position: Some(10),
             certificates: Some(2),

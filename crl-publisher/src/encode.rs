@@ -34,8 +34,6 @@ pub const OID_FRESHEST_CRL: Oid = Oid::new_unwrap("2.5.29.46");
 
 /// CRLReason removeFromCRL (delta CRLs only).
 pub const REASON_REMOVE_FROM_CRL: u8 = 8;
-/// CRLReason certificateHold.
-pub const REASON_CERTIFICATE_HOLD: u8 = 6;
 
 const TAG_INTEGER: u8 = 0x02;
 const TAG_BIT_STRING: u8 = 0x03;
@@ -526,7 +524,7 @@ mod tests {
         for (i, (reason, inv)) in [
             (Some(1u8), Some(t(2026, 11, 1, 0, 0, 0))),
             (None, None),
-            (Some(REASON_CERTIFICATE_HOLD), None),
+            (Some(ca_core::domain::Reason::CertificateHold.code()), None),
             (None, Some(t(2026, 10, 1, 12, 0, 0))),
         ]
         .into_iter()

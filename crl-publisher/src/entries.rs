@@ -10,10 +10,11 @@
 //! before the previous complete CRL of its scope (an expired certificate
 //! stays for exactly one more publication).
 
-use crate::encode::{EntryData, REASON_CERTIFICATE_HOLD};
+use crate::encode::EntryData;
 use crate::error::{CrlError, Result};
-use ca_core::revocation::Reason;
-use ca_core::storage::schema::{audit_log, certificates};
+use ca_core::domain::{CertStatus, Reason};
+use ca_core::published::{published_status, PublishedStatus, StatusFacts};
+use ca_core::storage::schema::certificates;
 use ca_core::storage::Db;
 use ca_core::with_conn;
 use chrono::NaiveDateTime;
@@ -21,19 +22,20 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 
-/// The statuses that put a certificate on its CRL. Written literally, the
-/// same as in the partial index, so that both planners can use the index.
+/// The statuses that put a certificate on its CRL (those the core's
+/// published-status rule lists; a unit test checks they agree). Written
+/// literally, the same as in the partial index, so that both planners can
+/// use the index.
 pub const LISTED_SQL: &str = "status IN ('hold', 'suspended', 'revoked')";
-pub const LISTED: [&str; 3] = ["hold", "suspended", "revoked"];
 
 /// The columns of a certificate that make its CRL entry.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct ListedRow {
     pub serial: String,
-    pub status: String,
+    pub status: CertStatus,
     pub not_after: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
-    pub revocation_reason: Option<String>,
+    pub revocation_reason: Option<Reason>,
     pub invalidity_date: Option<NaiveDateTime>,
     pub issued_at: NaiveDateTime,
 }
@@ -72,39 +74,37 @@ const LISTED_COLUMNS: ListedColumns = (
 #[derive(Debug, Clone, Copy)]
 pub struct EntryView<'a> {
     pub serial: &'a str,
-    pub status: &'a str,
+    pub status: CertStatus,
     pub revoked_at: Option<NaiveDateTime>,
-    pub revocation_reason: Option<&'a str>,
+    pub revocation_reason: Option<Reason>,
     pub invalidity_date: Option<NaiveDateTime>,
     pub issued_at: NaiveDateTime,
 }
 
 impl EntryView<'_> {
+    /// What the core's published-status rule says of it.
+    pub fn published(&self) -> PublishedStatus {
+        published_status(StatusFacts {
+            status: self.status,
+            issued_at: self.issued_at,
+            revoked_at: self.revoked_at,
+            reason: self.revocation_reason,
+            invalidity_date: self.invalidity_date,
+        })
+    }
+
     /// Revocation date, reason code and invalidity date of its entry.
     pub fn entry_facts(&self) -> Result<(NaiveDateTime, Option<u8>, Option<NaiveDateTime>)> {
-        let bad = |message: &str| CrlError::BadRow {
-            serial: self.serial.to_string(),
-            message: message.to_string(),
-        };
-        match self.status {
-            "revoked" => {
-                let at = self
-                    .revoked_at
-                    .ok_or_else(|| bad("revoked without a date"))?;
-                let reason = match self.revocation_reason {
-                    None => None,
-                    Some(name) => Some(Reason::parse(name).map_err(|m| bad(&m))?.code()),
-                };
-                Ok((at, reason, self.invalidity_date))
-            }
-            "suspended" => {
-                let at = self
-                    .revoked_at
-                    .ok_or_else(|| bad("suspended without a date"))?;
-                Ok((at, Some(REASON_CERTIFICATE_HOLD), self.invalidity_date))
-            }
-            "hold" => Ok((self.issued_at, Some(REASON_CERTIFICATE_HOLD), None)),
-            other => Err(bad(&format!("status {other} is not listed on a CRL"))),
+        match self.published() {
+            PublishedStatus::Revoked {
+                at,
+                reason,
+                invalidity_date,
+            } => Ok((at, reason.map(Reason::code), invalidity_date)),
+            PublishedStatus::Good => Err(CrlError::BadRow {
+                serial: self.serial.to_string(),
+                message: format!("status {} is not listed on a CRL", self.status),
+            }),
         }
     }
 
@@ -128,15 +128,15 @@ impl EntryView<'_> {
 impl ListedRow {
     /// Is it on a complete CRL whose expiry cutoff is `cutoff`?
     pub fn is_listed(&self, cutoff: Option<NaiveDateTime>) -> bool {
-        LISTED.contains(&self.status.as_str()) && cutoff.is_none_or(|c| self.not_after > c)
+        self.view().published().is_listed() && cutoff.is_none_or(|c| self.not_after > c)
     }
 
     pub fn view(&self) -> EntryView<'_> {
         EntryView {
             serial: &self.serial,
-            status: &self.status,
+            status: self.status,
             revoked_at: self.revoked_at,
-            revocation_reason: self.revocation_reason.as_deref(),
+            revocation_reason: self.revocation_reason,
             invalidity_date: self.invalidity_date,
             issued_at: self.issued_at,
         }
@@ -218,11 +218,18 @@ fn view_of_line(line: &str) -> Result<EntryView<'_>> {
     let invalidity = next()?;
     let issued_at = next()?;
     let time = |t: &str| (!t.is_empty()).then(|| parse_db_time(t)).transpose();
+    let bad = |message: String| CrlError::BadRow {
+        serial: serial.to_string(),
+        message,
+    };
     Ok(EntryView {
         serial,
-        status,
+        status: status.parse().map_err(bad)?,
         revoked_at: time(revoked_at)?,
-        revocation_reason: (!reason.is_empty()).then_some(reason),
+        revocation_reason: (!reason.is_empty())
+            .then(|| reason.parse::<Reason>())
+            .transpose()
+            .map_err(bad)?,
         invalidity_date: time(invalidity)?,
         issued_at: parse_db_time(issued_at)?,
     })
@@ -419,59 +426,26 @@ pub fn listed_partitions(db: &mut Db, issuer: &str) -> Result<Vec<u32>> {
     Ok(parts.into_iter().map(|p| p.max(0) as u32).collect())
 }
 
-/// One record of the change feed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedRecord {
-    pub seq: i64,
-    pub action: String,
-    pub subject: String,
-}
-
-/// Audit records after `after` (at most `limit`), oldest first. Writers are
-/// serialised, so sequence numbers follow commit order and a reader never
-/// skips a change.
-pub fn feed(db: &mut Db, after: i64, limit: i64) -> Result<Vec<FeedRecord>> {
-    let rows: Vec<(i64, String, String)> = with_conn!(db, c => audit_log::table
-        .filter(audit_log::seq.gt(after))
-        .order(audit_log::seq)
-        .limit(limit)
-        .select((audit_log::seq, audit_log::action, audit_log::subject))
-        .load(c))?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, action, subject)| FeedRecord {
-            seq,
-            action,
-            subject,
-        })
-        .collect())
-}
-
-/// Serials of certificates whose status changed in the feed `(after, upto]`,
-/// deduplicated, in the order first seen.
-pub fn changed_serials(db: &mut Db, after: i64, upto: i64) -> Result<Vec<String>> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    let mut pos = after;
-    while pos < upto {
-        let records = feed(db, pos, 10_000)?;
-        let Some(last) = records.last() else { break };
-        pos = last.seq;
-        for r in records {
-            if r.seq > upto {
-                return Ok(out);
-            }
-            if r.action.starts_with("certificate.") && seen.insert(r.subject.clone()) {
-                out.push(r.subject);
-            }
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listed_statuses_are_the_published_rule_s() {
+        let t: NaiveDateTime = "2026-01-01T00:00:00".parse().unwrap();
+        for status in CertStatus::ALL {
+            let view = EntryView {
+                serial: "01",
+                status: *status,
+                revoked_at: Some(t),
+                revocation_reason: None,
+                invalidity_date: None,
+                issued_at: t,
+            };
+            let in_sql = LISTED_SQL.contains(&format!("'{status}'"));
+            assert_eq!(view.published().is_listed(), in_sql, "{status}");
+        }
+    }
 
     #[test]
     fn serial_ranges_split_evenly() {

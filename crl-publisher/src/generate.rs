@@ -25,7 +25,6 @@ use crate::schedule::Settings;
 use crate::scope::{Kind, Scope};
 use crate::state::{self, Record};
 use ca_core::authority::{self, Authority};
-use ca_core::revocation;
 use ca_core::storage::models::AuthorityRow;
 use ca_core::storage::Db;
 use ca_core::Ca;
@@ -256,7 +255,7 @@ impl Publisher {
             Kind::Complete,
         )?;
         let expiry_cutoff = prev.as_ref().map(|r| r.this_update);
-        let feed_position = revocation::feed_position(&mut self.ca.db)?;
+        let feed_position = ca_core::feed::position(&mut self.ca.db)?;
         let number = self.reserve(&scope.issuer)?;
         let a = &self.signers[&scope.issuer];
         let algorithm = a.signer.algorithm().identifier().to_der()?;
@@ -406,8 +405,9 @@ impl Publisher {
                 return Ok(None);
             }
         };
-        let feed_position = revocation::feed_position(&mut self.ca.db)?;
-        let changed = entries::changed_serials(&mut self.ca.db, base.feed_position, feed_position)?;
+        let feed_position = ca_core::feed::position(&mut self.ca.db)?;
+        let changed =
+            ca_core::feed::changed_serials(&mut self.ca.db, base.feed_position, feed_position)?;
         // Current state of what may differ from the base, keyed by serial.
         let mut current: HashMap<Vec<u8>, ListedRow> = HashMap::new();
         let mut key = [0u8; 22];

@@ -67,7 +67,6 @@ pub mod http;
 pub mod publish;
 pub mod scan;
 pub mod schedule;
-pub mod schema;
 pub mod scope;
 pub mod service;
 pub mod state;

@@ -12,9 +12,10 @@
 //! `crl-publisher/README.md`. Time comes from the injected clock
 //! (`PKI_FAKE_NOW` for tests).
 //!
-//! Test hook: with `CRL_PUBLISHER_TEST_CRASH_AFTER_SIGN=1` the process aborts
-//! right after signing its first CRL, before storing it (the crash test of
-//! the CRL numbering).
+//! Test hook (test builds only, see `ca_core::test_hooks`): with
+//! `CRL_PUBLISHER_TEST_CRASH_AFTER_SIGN=1` the process aborts right after
+//! signing its first CRL, before storing it (the crash test of the CRL
+//! numbering). Release binaries ignore it.
 
 use anyhow::Context;
 use ca_core::config::Config;
@@ -151,8 +152,7 @@ fn settings(cli: &Cli, config: &Config) -> anyhow::Result<Settings> {
     if let Some(n) = cli.read_threads {
         s.read_threads = n;
     }
-    s.crash_after_sign = std::env::var("CRL_PUBLISHER_TEST_CRASH_AFTER_SIGN")
-        .is_ok_and(|v| !v.is_empty() && v != "0");
+    s.crash_after_sign = ca_core::test_hooks::crash_after_sign();
     if let Command::Run(r) = &cli.command {
         s.schedule = Schedule::parse(&r.schedule).context("--schedule")?;
         s.delta_interval = duration("delta-interval", &r.delta_interval)?;

@@ -16,6 +16,7 @@ use crate::error::{CrlError, Result};
 use crate::generate::Generated;
 use crate::scan;
 use crate::state::{self, Record};
+use ca_core::domain::AuditAction;
 use ca_core::storage::db_time;
 use ca_core::Ca;
 use std::fs;
@@ -109,7 +110,7 @@ pub fn publish(ca: &mut Ca, out_dir: &Path, g: &Generated) -> Result<Outcome> {
         }
         state::insert(tx.db, &record)?;
         tx.audit(
-            "crl.publish",
+            AuditAction::CrlPublish,
             &format!("{}/{}", g.scope.issuer, file),
             serde_json::json!({
                 "kind": g.scope.kind.as_str(), "partition": g.scope.partition, "number": g.number,

@@ -271,19 +271,7 @@ pub fn parse_entry(entry: &[u8]) -> Result<Entry> {
     Ok(out)
 }
 
-/// Name of a CRLReason code.
+/// Name of a CRLReason code (the core's one code table).
 pub fn reason_name(code: u8) -> &'static str {
-    match code {
-        0 => "unspecified",
-        1 => "keyCompromise",
-        2 => "cACompromise",
-        3 => "affiliationChanged",
-        4 => "superseded",
-        5 => "cessationOfOperation",
-        6 => "certificateHold",
-        8 => "removeFromCRL",
-        9 => "privilegeWithdrawn",
-        10 => "aACompromise",
-        _ => "unknown",
-    }
+    ca_core::domain::Reason::code_name(code)
 }

@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::generate::{Published, Publisher};
 use crate::schedule::{Job, Scheduler};
 use crate::scope::Scope;
-use ca_core::revocation;
+use ca_core::feed::{self, FeedEvent};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,7 +51,7 @@ pub struct Service {
 impl Service {
     /// Publishes every scope once, then is ready to [`Service::run`].
     pub fn start(mut publisher: Publisher, catalog: Arc<Catalog>) -> Result<Service> {
-        let feed = revocation::feed_position(&mut publisher.ca.db)?;
+        let feed = ca_core::feed::position(&mut publisher.ca.db)?;
         let scopes = publisher.scopes();
         catalog.set_expected(scopes.clone(), publisher.settings.deltas);
         let mut service = Service {
@@ -98,7 +98,7 @@ impl Service {
     fn read_feed(&mut self) -> Result<()> {
         let now = self.publisher.ca.clock.now();
         loop {
-            let records = entries::feed(&mut self.publisher.ca.db, self.feed, 10_000)?;
+            let records = feed::read(&mut self.publisher.ca.db, self.feed, 10_000)?;
             let Some(last) = records.last() else { break };
             let next = last.seq;
             let full = records.len() == 10_000;
@@ -106,10 +106,12 @@ impl Service {
             let mut serials: HashMap<String, bool> = HashMap::new();
             let mut authorities_changed = false;
             for r in records {
-                if let Some(verb) = r.action.strip_prefix("certificate.") {
-                    *serials.entry(r.subject).or_default() |= verb != "issue";
-                } else if r.action == "ca.create" {
-                    authorities_changed = true;
+                match r.event {
+                    FeedEvent::Certificate { serial, issued } => {
+                        *serials.entry(serial).or_default() |= !issued;
+                    }
+                    FeedEvent::Authorities => authorities_changed = true,
+                    FeedEvent::Other => {}
                 }
             }
             if authorities_changed {

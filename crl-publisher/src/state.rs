@@ -6,8 +6,8 @@
 //! published (table `crls`); the newest of a scope is its current CRL.
 
 use crate::error::Result;
-use crate::schema::{crl_numbers, crls};
 use crate::scope::Kind;
+use ca_core::storage::schema::{crl_numbers, crls};
 use ca_core::storage::Db;
 use ca_core::with_conn;
 use chrono::{DateTime, NaiveDateTime, Utc};

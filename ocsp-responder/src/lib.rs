@@ -26,7 +26,7 @@
 //!
 //! * `good`; `revoked` with time and reason (no reason code when the CA
 //!   recorded none); suspended or not yet activated (`hold`): `revoked`
-//!   with `certificateHold` (time from `ca_core::revocation::revocation_time`'s rule);
+//!   with `certificateHold` (the core's one rule, `ca_core::published::published_status`);
 //!   expired certificates keep their last status.
 //! * A serial the CA never issued: `revoked`, 1970-01-01, `certificateHold`,
 //!   with the extended revoked definition extension (RFC 6960 §4.4.8) —

@@ -1,6 +1,6 @@
 //! The refresher: the one thread that talks to the database. It loads the
 //! statuses at start, follows the change feed (the audit log,
-//! `ca_core::revocation::changes_since`), pre-signs and refreshes responses,
+//! `ca_core::feed::changes_since`), pre-signs and refreshes responses,
 //! and reloads the CAs and responders when they change.
 //!
 //! * **Start** ([`Refresher::start`]): the feed position is read first, then
@@ -35,11 +35,13 @@
 use crate::issuers::{self, Issuers};
 use crate::metrics::Metrics;
 use crate::request::{HashAlg, Serial};
-use crate::response::{reason_code, Status, CERTIFICATE_HOLD};
+use crate::response::Status;
 use crate::source::MemorySource;
 use crate::store::{Key, Lookup, Store};
+use ca_core::domain::{CertStatus, Reason};
+use ca_core::feed;
 use ca_core::keys::KeyStore;
-use ca_core::revocation;
+use ca_core::published::StatusFacts;
 use ca_core::storage::schema::{authorities, certificates, ocsp_publications, ocsp_responders};
 use ca_core::storage::{db_time, Db};
 use ca_core::with_conn;
@@ -113,45 +115,21 @@ pub enum RefreshError {
 struct StatusRow {
     serial: String,
     issuer: String,
-    status: String,
+    status: CertStatus,
     issued_at: NaiveDateTime,
     revoked_at: Option<NaiveDateTime>,
-    revocation_reason: Option<String>,
+    revocation_reason: Option<Reason>,
 }
 
-/// The answer for a stored status. Mirrors
-/// `ca_core::revocation::revocation_time`: a suspended certificate is
-/// revoked with certificateHold from its suspension; one on hold pending
-/// activation, from its issuance. An expired certificate keeps its last
-/// status (`expired` is only ever set on a certificate that was active).
-/// An unknown status word fails closed (certificateHold).
+/// The answer for a stored status: the core's published-status rule.
 fn status_of(row: &StatusRow) -> Status {
-    let at = |t: Option<NaiveDateTime>| t.unwrap_or(row.issued_at).and_utc().timestamp();
-    match row.status.as_str() {
-        "active" | "expired" => Status::Good,
-        "revoked" => Status::Revoked {
-            at: at(row.revoked_at),
-            reason: row.revocation_reason.as_deref().and_then(reason_code),
-        },
-        "suspended" => Status::Revoked {
-            at: at(row.revoked_at),
-            reason: Some(CERTIFICATE_HOLD),
-        },
-        "hold" => Status::Revoked {
-            at: at(None),
-            reason: Some(CERTIFICATE_HOLD),
-        },
-        other => {
-            log::warn!(
-                "certificate {}: unknown status {other:?}, answered as on hold",
-                row.serial
-            );
-            Status::Revoked {
-                at: at(row.revoked_at),
-                reason: Some(CERTIFICATE_HOLD),
-            }
-        }
-    }
+    Status::of(StatusFacts {
+        status: row.status,
+        issued_at: row.issued_at,
+        revoked_at: row.revoked_at,
+        reason: row.revocation_reason,
+        invalidity_date: None,
+    })
 }
 
 type StatusColumns = (
@@ -293,7 +271,7 @@ impl Refresher {
 
     fn initial_load(&mut self) -> Result<(), RefreshError> {
         let sync_time = self.now();
-        self.position = revocation::feed_position(self.db())?;
+        self.position = feed::position(self.db())?;
         let issuers = self.load_issuers(None)?;
         let names: Vec<(u16, String)> = issuers
             .list
@@ -451,12 +429,12 @@ impl Refresher {
     pub fn poll(&mut self) -> Result<(), RefreshError> {
         // Every change committed before this instant is read below.
         let sync_time = self.now();
-        let head = revocation::feed_position(self.db())?;
+        let head = feed::position(self.db())?;
         let start = self.position;
         let mut changed = Vec::new();
         while self.position < head {
             let position = self.position;
-            let changes = revocation::changes_since(self.db(), position, 2000)?;
+            let changes = feed::changes_since(self.db(), position, 2000)?;
             if changes.authorities_changed {
                 self.authorities_changed()?;
             }
@@ -766,10 +744,10 @@ mod tests {
         StatusRow {
             serial: "4a".into(),
             issuer: "identity-card-ca".into(),
-            status: status.into(),
+            status: status.parse().unwrap(),
             issued_at: t(1000),
             revoked_at: revoked.map(t),
-            revocation_reason: reason.map(str::to_string),
+            revocation_reason: reason.map(|r| r.parse().unwrap()),
         }
     }
 
@@ -781,7 +759,7 @@ mod tests {
             status_of(&row("revoked", Some(2000), Some("keyCompromise"))),
             Status::Revoked {
                 at: 2000,
-                reason: Some(1)
+                reason: Some(Reason::KeyCompromise)
             }
         );
         assert_eq!(
@@ -795,14 +773,14 @@ mod tests {
             status_of(&row("suspended", Some(3000), Some("certificateHold"))),
             Status::Revoked {
                 at: 3000,
-                reason: Some(6)
+                reason: Some(Reason::CertificateHold)
             }
         );
         assert_eq!(
             status_of(&row("hold", None, None)),
             Status::Revoked {
                 at: 1000,
-                reason: Some(6)
+                reason: Some(Reason::CertificateHold)
             }
         );
     }
@@ -824,7 +802,7 @@ mod follow_tests {
     use crate::testutil::Fixture;
     use ca_core::clock::SystemClock;
     use ca_core::config::KeyPurpose;
-    use ca_core::revocation::{Change, Reason, Target};
+    use ca_core::lifecycle::{Scope, Transition};
 
     fn refresher(f: &Fixture) -> Refresher {
         let source = Arc::new(MemorySource {
@@ -884,8 +862,8 @@ mod follow_tests {
         let mut ca = f.ca();
         ca_core::revocation::apply(
             &mut ca,
-            &Target::Serial(old_responder.serial.clone()),
-            Change::Revoke(Some(Reason::KeyCompromise)),
+            &Scope::Serial(old_responder.serial.clone()),
+            Transition::Revoke(Some(Reason::KeyCompromise)),
             None,
         )
         .unwrap();
@@ -909,9 +887,11 @@ mod follow_tests {
         );
         match store.lookup(&key, HashAlg::Sha1) {
             Lookup::Known {
-                status: Status::Revoked {
-                    reason: Some(1), ..
-                },
+                status:
+                    Status::Revoked {
+                        reason: Some(Reason::KeyCompromise),
+                        ..
+                    },
                 signed: Some(_),
                 ..
             } => {}

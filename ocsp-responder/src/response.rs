@@ -13,6 +13,8 @@
 
 use crate::issuers::Responder;
 use crate::request::{HashAlg, Serial};
+use ca_core::domain::Reason;
+use ca_core::published::{published_status, PublishedStatus, StatusFacts};
 use const_oid::db::rfc6960::{ID_PKIX_OCSP_EXTENDED_REVOKE, ID_PKIX_OCSP_NONCE};
 use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
 use der::Encode;
@@ -30,11 +32,11 @@ use x509_ocsp::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Good,
-    /// `at` in Unix seconds; `reason` an RFC 5280 CRLReason code (`None`:
-    /// no reason code).
+    /// `at` in Unix seconds; `reason` the CRLReason (`None`: no reason
+    /// code).
     Revoked {
         at: i64,
-        reason: Option<u8>,
+        reason: Option<Reason>,
     },
     /// Never issued by this CA (RFC 6960 §2.2): answered `revoked`, time
     /// 1970-01-01, reason certificateHold, with the extended revoked
@@ -42,16 +44,25 @@ pub enum Status {
     NotIssued,
 }
 
-/// CRLReason code of certificateHold.
-pub const CERTIFICATE_HOLD: u8 = 6;
-
 impl Status {
+    /// The answer for a stored certificate: the published-status rule of
+    /// the core ([`published_status`]), in the responder's units.
+    pub fn of(facts: StatusFacts) -> Status {
+        match published_status(facts) {
+            PublishedStatus::Good => Status::Good,
+            PublishedStatus::Revoked { at, reason, .. } => Status::Revoked {
+                at: at.and_utc().timestamp(),
+                reason,
+            },
+        }
+    }
+
     fn cert_status(self) -> Result<CertStatus, BuildError> {
         Ok(match self {
             Status::Good => CertStatus::Good(Null),
             Status::Revoked { at, reason } => CertStatus::Revoked(RevokedInfo {
                 revocation_time: time(at)?,
-                revocation_reason: reason.map(crl_reason).transpose()?,
+                revocation_reason: reason.map(crl_reason),
             }),
             Status::NotIssued => CertStatus::Revoked(RevokedInfo {
                 revocation_time: time(0)?,
@@ -61,37 +72,18 @@ impl Status {
     }
 }
 
-fn crl_reason(code: u8) -> Result<CrlReason, BuildError> {
-    Ok(match code {
-        0 => CrlReason::Unspecified,
-        1 => CrlReason::KeyCompromise,
-        2 => CrlReason::CaCompromise,
-        3 => CrlReason::AffiliationChanged,
-        4 => CrlReason::Superseded,
-        5 => CrlReason::CessationOfOperation,
-        6 => CrlReason::CertificateHold,
-        8 => CrlReason::RemoveFromCRL,
-        9 => CrlReason::PrivilegeWithdrawn,
-        10 => CrlReason::AaCompromise,
-        other => return Err(BuildError::Reason(other)),
-    })
-}
-
-/// The CRLReason code of an RFC 5280 reason name as the database stores it.
-pub fn reason_code(name: &str) -> Option<u8> {
-    Some(match name {
-        "unspecified" => 0,
-        "keyCompromise" => 1,
-        "cACompromise" => 2,
-        "affiliationChanged" => 3,
-        "superseded" => 4,
-        "cessationOfOperation" => 5,
-        "certificateHold" => 6,
-        "removeFromCRL" => 8,
-        "privilegeWithdrawn" => 9,
-        "aACompromise" => 10,
-        _ => return None,
-    })
+/// The wire form of a reason (the code table is `Reason::code`'s; this
+/// only names x509-ocsp's type for it).
+fn crl_reason(reason: Reason) -> CrlReason {
+    match reason {
+        Reason::KeyCompromise => CrlReason::KeyCompromise,
+        Reason::CaCompromise => CrlReason::CaCompromise,
+        Reason::AffiliationChanged => CrlReason::AffiliationChanged,
+        Reason::Superseded => CrlReason::Superseded,
+        Reason::CessationOfOperation => CrlReason::CessationOfOperation,
+        Reason::CertificateHold => CrlReason::CertificateHold,
+        Reason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
+    }
 }
 
 fn time(unix: i64) -> Result<OcspGeneralizedTime, BuildError> {
@@ -105,8 +97,6 @@ fn time(unix: i64) -> Result<OcspGeneralizedTime, BuildError> {
 pub enum BuildError {
     #[error("time {0} cannot be encoded")]
     Time(i64),
-    #[error("CRL reason code {0} does not exist")]
-    Reason(u8),
     #[error("DER encoding failed: {0}")]
     Der(#[from] der::Error),
     #[error("signing failed: {0}")]
@@ -358,7 +348,7 @@ mod tests {
                     cert_id: id.clone(),
                     status: Status::Revoked {
                         at: 1_700_000_000,
-                        reason: Some(1),
+                        reason: Some(Reason::KeyCompromise),
                     },
                 },
                 SingleAnswer {

@@ -527,7 +527,7 @@ mod tests {
             (ca, serial),
             Status::Revoked {
                 at: now() - 5,
-                reason: Some(1),
+                reason: Some(ca_core::domain::Reason::KeyCompromise),
             },
         );
         let revoked = ask(&source, vec![id.clone()], None);

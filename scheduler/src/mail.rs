@@ -27,6 +27,7 @@
 
 use anyhow::Context;
 use ca_core::config::Smtp;
+use ca_core::domain::SmtpTls;
 use ca_core::reminders::{self, Failure, ReminderKey};
 use ca_core::storage::models::ReminderRow;
 use ca_core::Ca;
@@ -52,13 +53,12 @@ pub struct DeliveryReport {
 
 /// The relay of `[smtp]`.
 pub fn transport(smtp: &Smtp) -> anyhow::Result<SmtpTransport> {
-    let builder = match smtp.tls.as_str() {
-        "none" => SmtpTransport::builder_dangerous(smtp.host.as_str()),
-        "starttls" => SmtpTransport::starttls_relay(&smtp.host)
+    let builder = match smtp.tls {
+        SmtpTls::None => SmtpTransport::builder_dangerous(smtp.host.as_str()),
+        SmtpTls::StartTls => SmtpTransport::starttls_relay(&smtp.host)
             .with_context(|| format!("smtp.host {:?}", smtp.host))?,
-        "tls" => SmtpTransport::relay(&smtp.host)
+        SmtpTls::Tls => SmtpTransport::relay(&smtp.host)
             .with_context(|| format!("smtp.host {:?}", smtp.host))?,
-        other => anyhow::bail!("smtp.tls {other:?} must be none, starttls or tls"),
     };
     let mut builder = builder
         .port(smtp.port)
@@ -208,11 +208,11 @@ mod tests {
             offset_days: 30,
             holder_key: "MC00000001".into(),
             serials: "01".into(),
-            channel: "email".into(),
+            channel: ca_core::domain::ReminderChannel::Email,
             recipient: recipient.map(str::to_string),
             subject: "Vos certificats expirent / Your certificates expire".into(),
             body: "Bonjour, l'échéance approche.\n\nHello, the end is near.\n".into(),
-            state: "pending".into(),
+            state: ca_core::domain::ReminderState::Pending,
             attempts: 0,
             next_attempt_at: t,
             claimed_until: None,

@@ -53,7 +53,7 @@ impl DbProbe {
         let Some(db) = conn.as_mut() else {
             return Err("no connection".into());
         };
-        match ca_core::revocation::feed_position(db) {
+        match ca_core::feed::position(db) {
             Ok(_) => Ok(()),
             Err(e) => {
                 *conn = None;

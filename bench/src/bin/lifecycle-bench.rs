@@ -1172,7 +1172,9 @@ fn run_wave(
         sla::stamp_publications(&mut ca.db)?;
         let lines: Vec<SlaLine> = sla::report(&mut ca.db, Utc::now(), Some(since), i64::MAX)?
             .into_iter()
-            .filter(|l| l.request.starts_with(prefix) && l.change == "revoke")
+            .filter(|l| {
+                l.request.starts_with(prefix) && l.change == ca_core::domain::RequestKind::Revoke
+            })
             .collect();
         if lines
             .iter()

@@ -12,6 +12,7 @@ pub mod models;
 pub mod schema;
 
 use crate::audit::{self, PendingAudit};
+use crate::domain::AuditAction;
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
@@ -27,6 +28,8 @@ pub enum StorageError {
     Connect { url: String, message: String },
     #[error("database URL {0:?} is neither postgres://... nor sqlite://...")]
     BadUrl(String),
+    #[error("there is no CA database at {0}: run `pki-admin init` first (reading commands never create one)")]
+    NoDatabase(String),
     #[error("database migration failed: {0}")]
     Migration(String),
     #[error("database error: {0}")]
@@ -95,6 +98,29 @@ impl Db {
         }
     }
 
+    /// Opens the database at `url` only if it already exists (never creates
+    /// a file or a schema): for commands that only read.
+    pub fn connect_existing(url: &str) -> Result<Db, StorageError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if !std::path::Path::new(path).is_file() {
+                return Err(StorageError::NoDatabase(redact(url)));
+            }
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let mut c = PgConnection::establish(url).map_err(|e| StorageError::Connect {
+                url: redact(url),
+                message: e.to_string(),
+            })?;
+            let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "to_regclass('__diesel_schema_migrations') IS NOT NULL",
+            ))
+            .get_result(&mut c)?;
+            if !exists {
+                return Err(StorageError::NoDatabase(redact(url)));
+            }
+        }
+        Db::connect(url)
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Db::Pg(_) => "postgresql",
@@ -159,11 +185,11 @@ pub struct WriteTx<'a> {
 
 impl WriteTx<'_> {
     /// Queues an audit record; it is chained and stored when the transaction commits.
-    pub fn audit(&mut self, action: &str, subject: &str, details: serde_json::Value) {
+    pub fn audit(&mut self, action: AuditAction, subject: &str, details: serde_json::Value) {
         self.pending.push(PendingAudit {
             at: self.at,
             actor: self.actor.clone(),
-            action: action.to_string(),
+            action: action.as_str().to_string(),
             subject: subject.to_string(),
             details,
         });

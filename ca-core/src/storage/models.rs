@@ -1,6 +1,11 @@
 //! Rows as Rust structs, one per table, used for both reading and writing.
 
 use super::schema::*;
+use crate::domain::{
+    CardKind, CertKind, CertStatus, Gender, IdentityStatus, KeyBlockSource, Reason,
+    RegistrationAuthority, ReminderChannel, ReminderState, RequestKind, RequestState, ScopeKind,
+    SuspensionCause, Usage,
+};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -15,9 +20,9 @@ pub struct IdentityRow {
     pub birth_name: Option<String>,
     pub birth_datetime: NaiveDateTime,
     pub birth_place: String,
-    pub gender: String,
-    pub authority: String,
-    pub status: String,
+    pub gender: Gender,
+    pub authority: RegistrationAuthority,
+    pub status: IdentityStatus,
     pub protected_adult: bool,
     pub email: Option<String>,
     pub mobile: Option<String>,
@@ -28,7 +33,7 @@ pub struct IdentityRow {
 #[diesel(table_name = cards)]
 pub struct CardRow {
     pub card_number: String,
-    pub kind: String,
+    pub kind: CardKind,
     pub holder_key: String,
     pub issue_date: NaiveDate,
     pub expiry_date: NaiveDate,
@@ -47,7 +52,7 @@ pub struct AuthorityRow {
     pub subject_der: Vec<u8>,
     pub key_id: Vec<u8>,
     pub not_after: NaiveDateTime,
-    pub card_kind: Option<String>,
+    pub card_kind: Option<CardKind>,
     pub created_at: NaiveDateTime,
 }
 
@@ -57,22 +62,22 @@ pub struct CertificateRow {
     pub serial: String,
     pub issuer: String,
     pub profile: String,
-    pub kind: String,
-    pub usage: Option<String>,
+    pub kind: CertKind,
+    pub usage: Option<Usage>,
     pub card_number: Option<String>,
     pub holder_key: Option<String>,
     pub subject: String,
     pub not_before: NaiveDateTime,
     pub not_after: NaiveDateTime,
-    pub status: String,
+    pub status: CertStatus,
     pub public_key_sha256: String,
     pub der: Vec<u8>,
     pub issued_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
-    pub revocation_reason: Option<String>,
+    pub revocation_reason: Option<Reason>,
     pub invalidity_date: Option<NaiveDateTime>,
     pub crl_partition: i32,
-    pub suspension_cause: Option<String>,
+    pub suspension_cause: Option<SuspensionCause>,
     pub linked_serial: Option<String>,
 }
 
@@ -135,15 +140,17 @@ pub struct RegistryEventRow {
 pub struct RevocationRequestRow {
     pub id: String,
     pub event_id: Option<String>,
-    pub change: String,
-    pub reason: Option<String>,
-    pub scope: String,
+    pub change: RequestKind,
+    pub reason: Option<Reason>,
+    pub scope: ScopeKind,
     pub target: String,
-    pub detail: Option<String>,
+    pub invalidity_date: Option<NaiveDateTime>,
+    pub suspension_cause: Option<SuspensionCause>,
+    pub identity_status: Option<IdentityStatus>,
     pub after_card: Option<String>,
     pub received_at: NaiveDateTime,
     pub due_at: Option<NaiveDateTime>,
-    pub state: String,
+    pub state: RequestState,
     pub executed_at: Option<NaiveDateTime>,
     pub feed_position: Option<i64>,
     pub certificates: Option<i64>,
@@ -160,15 +167,25 @@ pub struct ReminderRow {
     pub offset_days: i32,
     pub holder_key: String,
     pub serials: String,
-    pub channel: String,
+    pub channel: ReminderChannel,
     pub recipient: Option<String>,
     pub subject: String,
     pub body: String,
-    pub state: String,
+    pub state: ReminderState,
     pub attempts: i32,
     pub next_attempt_at: NaiveDateTime,
     pub claimed_until: Option<NaiveDateTime>,
     pub last_error: Option<String>,
     pub decided_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = blocked_keys)]
+pub struct BlockedKeyRow {
+    pub public_key_sha256: String,
+    pub source: KeyBlockSource,
+    pub certificate_serial: Option<String>,
+    pub blocked_at: NaiveDateTime,
+    pub comment: Option<String>,
 }

@@ -1,4 +1,5 @@
-//! The diesel schema, the same for both backends (see `migrations/`).
+//! The diesel schema of the whole workspace, the same for both backends
+//! (see `migrations/`): every table is declared here and nowhere else.
 
 diesel::table! {
     audit_head (id) {
@@ -140,7 +141,9 @@ diesel::table! {
         reason -> Nullable<Text>,
         scope -> Text,
         target -> Text,
-        detail -> Nullable<Text>,
+        invalidity_date -> Nullable<Timestamp>,
+        suspension_cause -> Nullable<Text>,
+        identity_status -> Nullable<Text>,
         after_card -> Nullable<Text>,
         received_at -> Timestamp,
         due_at -> Nullable<Timestamp>,
@@ -163,14 +166,31 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// Written by crl-publisher (migration 000002); read here for the
-    /// publication times of revocation requests.
+    /// The CRL number sequence of each issuer (written by crl-publisher).
+    crl_numbers (issuer) {
+        issuer -> Text,
+        last_number -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Every CRL published (written by crl-publisher; read for the
+    /// publication times of revocation requests).
     crls (issuer, number) {
         issuer -> Text,
         number -> BigInt,
         crl_partition -> Integer,
         kind -> Text,
+        base_number -> Nullable<BigInt>,
+        this_update -> Timestamp,
+        next_update -> Timestamp,
+        expiry_cutoff -> Nullable<Timestamp>,
         feed_position -> BigInt,
+        entries -> BigInt,
+        size_bytes -> BigInt,
+        sha256 -> Text,
+        url -> Text,
+        location -> Text,
         published_at -> Timestamp,
     }
 }
@@ -196,6 +216,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    blocked_keys (public_key_sha256) {
+        public_key_sha256 -> Text,
+        source -> Text,
+        certificate_serial -> Nullable<Text>,
+        blocked_at -> Timestamp,
+        comment -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(cards -> identities (holder_key));
 diesel::joinable!(revocation_requests -> registry_events (event_id));
 diesel::joinable!(issuance_batch_entries -> issuance_batches (batch_id));
@@ -212,6 +242,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     registry_events,
     revocation_requests,
     ocsp_publications,
+    crl_numbers,
     crls,
     reminders,
+    blocked_keys,
 );
