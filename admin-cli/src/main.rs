@@ -1,6 +1,21 @@
 //! `pki-admin`: the command line of the bureau's operators and the registry
 //! officers. It parses arguments, opens the CA context and prints results;
-//! every rule lives in `ca-core`.
+//! every rule lives in `ca-core`. Reference: `docs/CLI.md`; how the crates
+//! fit together: `docs/ARCHITECTURE.md`.
+//!
+//! ## Module map (one job per module)
+//!
+//! | module | job |
+//! | --- | --- |
+//! | `main.rs` | the argument tree, configuration and CA context (`Ca::open`, or `Ca::open_existing` for commands that only read), dispatch, error printing |
+//! | `commands` | argument types and handlers of `init`, `ca`, `ocsp`, `registry`, `card`, `issue`, `issue-batch`, `revoke`, `suspend`, `resume`, `cert`, `audit` |
+//! | `lifecycle` | `activate`, `renew`, `registry event` / `registry events`, `sla` |
+//! | `crl` | `crl show` / `crl fetch`: the current CRLs read back and checked (through `crl_publisher::fetch`) |
+//! | `reminders` | `reminders list` / `reminders postal`: the outbox `pki-scheduler` fills |
+//! | `demo` | `demo`: demo CA, sample registry and cards, a bureau batch, activation |
+//! | `run` | `run`: the demo set-up, then `ocsp-responder`, `crl-publisher` and `pki-scheduler` as child processes |
+//! | `output` | how certificates and authorities are shown (JSON, PEM, text) |
+//! | `stdout` | `outln!` / `out!`: writing to stdout without panicking on a closed pipe |
 
 #[macro_use]
 mod stdout;

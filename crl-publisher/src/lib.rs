@@ -27,23 +27,23 @@
 //! Settings, the HTTP interface and the design are described in
 //! `crl-publisher/README.md`.
 //!
-//! ## Modules, one per job
-//! * [`scope`]: what a CRL covers (issuer, partition, complete/delta/ARL),
-//!   its URL and file name;
-//! * [`entries`]: streams the listed certificates from the database in
-//!   keyset pages and the change feed;
-//! * [`encode`]: DER of entries, extensions and the signed CertificateList,
-//!   written straight into one buffer (no list of entry objects);
-//! * [`state`]: CRL numbers (reserved before signing) and publication records;
-//! * [`scan`]: streaming reader of published CRLs (delta bases, checks);
-//! * [`generate`]: builds and signs complete and delta CRLs;
-//! * [`publish`]: atomic file publication and the database record;
-//! * [`schedule`]: settings, durations, cron schedule and debouncing;
-//! * [`catalog`]: the CRLs currently served, health and Prometheus metrics;
-//! * [`service`]: the publisher loop (change feed, schedule, jobs);
-//! * [`http`] (feature `server`): the actix-web server;
-//! * [`fetch`]: reading the current CRLs back (files or HTTP) and checking
-//!   their signature, for `pki-admin crl`.
+//! ## Module map (one job per module)
+//!
+//! | module | job |
+//! | --- | --- |
+//! | [`scope`] | what a CRL covers (issuer, partition, complete/delta/ARL), its URL and file name |
+//! | [`entries`] | streams the listed certificates from the database in keyset pages; [`entries::EntryView::entry_facts`] asks the core's published-status rule |
+//! | [`encode`] | DER of entries, extensions and the signed CertificateList, written straight into one buffer (no list of entry objects) |
+//! | [`state`] | CRL numbers (reserved before signing) and publication records |
+//! | [`scan`] | streaming reader of published CRLs (delta bases, checks) |
+//! | [`generate`] | builds and signs complete and delta CRLs ([`Publisher`]; opens the CA keys) |
+//! | [`publish`] | atomic file publication and the database record |
+//! | [`schedule`] | settings, durations, cron schedule and debouncing |
+//! | [`catalog`] | the CRLs currently served, health and Prometheus metrics |
+//! | [`service`] | the publisher loop: change feed ([`service::Service::tick`]), schedule, jobs |
+//! | `http` (feature `server`) | the actix-web server |
+//! | [`fetch`] | reading the current CRLs back (files or HTTP) and checking their signature, for `pki-admin crl` |
+//! | [`error`] | [`CrlError`] |
 //!
 //! ## Numbering
 //! One CRL number sequence per issuer, shared by its complete and delta CRLs
