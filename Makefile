@@ -2,11 +2,14 @@
 #   make demo   run the whole system on its embedded default (SQLite under ./pki-data):
 #               demo CA, OCSP responder, CRL publisher and scheduler, until Ctrl-C
 #   make test   run every test (SQLite always; PostgreSQL at 127.0.0.1:5432 when reachable, always in CI)
+#   make bench* the benchmarks of the README (release build; BENCH_PROFILE=debug for the debug one,
+#               BENCH_ARGS for the options of each); make bench-smoke runs each once at a small size
+#               on the debug build (CI, after make test)
 
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 export PKI_TEST_POSTGRES_URL ?= $(PG_URL)
 
-.PHONY: demo test test-tools postgres-check build lint fmt bench bench-ocsp bench-crl bench-reminders bench-lifecycle clean-demo
+.PHONY: demo test test-tools postgres-check build lint fmt bench bench-ocsp bench-crl bench-reminders bench-lifecycle bench-smoke clean-demo
 
 demo: build
 	./target/debug/pki-admin run
@@ -30,20 +33,24 @@ lint:
 fmt:
 	cargo fmt --all
 
+# bench/profile.sh: BENCH_PROFILE (release by default) -> the build and BENCH_BIN.
 bench:
-	cargo run --release -p bench --bin issuance-bench -- $(BENCH_ARGS)
+	. bench/profile.sh && bench_build && "$$BENCH_BIN/issuance-bench" $(BENCH_ARGS)
 
 bench-ocsp:
 	bench/ocsp/run.sh
 
 bench-crl:
-	bench/crl/run.sh
+	bench/crl/run.sh $(BENCH_ARGS)
 
 bench-reminders:
-	cargo run --release -p bench --bin reminders-bench -- $(BENCH_ARGS)
+	. bench/profile.sh && bench_build && "$$BENCH_BIN/reminders-bench" $(BENCH_ARGS)
 
 bench-lifecycle:
 	bench/lifecycle/run.sh $(BENCH_ARGS)
+
+bench-smoke:
+	bench/smoke.sh
 
 clean-demo:
 	rm -rf pki-data

@@ -98,30 +98,14 @@ pub enum CardKindArg {
     Residence,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum UsageArg {
-    Auth,
-    Sign,
-    MobileAuth,
-}
-
-impl From<UsageArg> for Usage {
-    fn from(u: UsageArg) -> Usage {
-        match u {
-            UsageArg::Auth => Usage::Auth,
-            UsageArg::Sign => Usage::Sign,
-            UsageArg::MobileAuth => Usage::MobileAuth,
-        }
-    }
-}
-
 #[derive(Args)]
 pub struct IssueArgs {
     /// Card number.
     #[arg(long)]
     card: String,
+    /// auth, sign or mobile-auth.
     #[arg(long)]
-    usage: UsageArg,
+    usage: Usage,
     /// PKCS#10 request, PEM or DER.
     #[arg(long)]
     csr: PathBuf,
@@ -238,7 +222,39 @@ pub fn init(ca: &mut Ca) -> anyhow::Result<ExitCode> {
             c.not_after
         );
     }
+    // The hierarchy is committed: a file that cannot be written is only
+    // reported (the command that writes them again is `demo`, or `ca list
+    // --json`).
+    match write_ca_certificates(ca) {
+        Ok((dir, names)) => outln!(
+            "CA certificates in {}: {}",
+            dir.display(),
+            names
+                .iter()
+                .map(|n| format!("{n}.pem"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Err(e) => eprintln!("warning: the CA certificates were not written as files: {e:#}"),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes every CA certificate as `<data_dir>/ca/<name>.pem` (what `openssl
+/// ocsp -issuer/-CAfile` and `openssl verify` are given); returns the
+/// directory and the names.
+pub fn write_ca_certificates(ca: &mut Ca) -> anyhow::Result<(PathBuf, Vec<String>)> {
+    let dir = ca.config.data_dir.join("ca");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut names = Vec::new();
+    for a in authority::list(&mut ca.db)? {
+        let cert = certificates::find(&mut ca.db, &a.certificate_serial)?;
+        let path = dir.join(format!("{}.pem", a.name));
+        std::fs::write(&path, cert_pem(&cert.der))
+            .with_context(|| format!("writing {}", path.display()))?;
+        names.push(a.name);
+    }
+    Ok((dir, names))
 }
 
 pub fn ca(ca: &mut Ca, command: CaCommand) -> anyhow::Result<ExitCode> {
@@ -282,34 +298,29 @@ pub fn ca(ca: &mut Ca, command: CaCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One line per authority of a responder rotation.
+pub fn report_rotation(rotation: &hierarchy::Rotation, days: i64) {
+    match rotation {
+        hierarchy::Rotation::Kept { authority } => {
+            outln!("{authority}: responder certificate valid beyond {days} days, kept")
+        }
+        hierarchy::Rotation::Rotated { authority, created } => outln!(
+            "{}: new responder certificate {} until {}",
+            authority,
+            created.serial,
+            created.not_after
+        ),
+    }
+}
+
 pub fn ocsp(ca: &mut Ca, command: OcspCommand) -> anyhow::Result<ExitCode> {
     let OcspCommand::Rotate {
         authority: only,
         if_expiring_within,
     } = command;
-    let names: Vec<String> = match only {
-        Some(name) => vec![authority::find(&mut ca.db, &name)?.name],
-        None => authority::list(&mut ca.db)?
-            .into_iter()
-            .map(|a| a.name)
-            .collect(),
-    };
-    let now = ca.clock.now();
-    for name in names {
-        if let Some(days) = if_expiring_within {
-            let current = authority::current_responder(&mut ca.db, &name)?;
-            if current.is_some_and(|r| r.not_after.and_utc() > now + chrono::Duration::days(days)) {
-                outln!("{name}: responder certificate valid beyond {days} days, kept");
-                continue;
-            }
-        }
-        let created = hierarchy::rotate_responder(ca, &name)?;
-        outln!(
-            "{}: new responder certificate {} until {}",
-            name,
-            created.serial,
-            created.not_after
-        );
+    let within = if_expiring_within.map(chrono::Duration::days);
+    for rotation in hierarchy::rotate_responders(ca, only.as_deref(), within)? {
+        report_rotation(&rotation, if_expiring_within.unwrap_or(0));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -338,7 +349,7 @@ pub fn registry(ca: &mut Ca, command: RegistryCommand) -> anyhow::Result<ExitCod
         RegistryCommand::Event(args) => return crate::lifecycle::event(ca, args),
         RegistryCommand::Events(args) => return crate::lifecycle::events_feed(ca, args),
         RegistryCommand::Show { key, json } => {
-            let row = registry::find(&mut ca.db, &key)?;
+            let row = ca_core::lookup::identity(&mut ca.db, &key)?;
             let v = json!({
                 "registry_key": row.registry_key, "family_name": row.family_name, "given_names": row.given_names,
                 "birth_name": row.birth_name, "birth_datetime": row.birth_datetime.format("%Y-%m-%dT%H:%M:%S").to_string(),
@@ -391,7 +402,7 @@ pub fn card(ca: &mut Ca, command: CardCommand) -> anyhow::Result<ExitCode> {
             outln!("registered {n} cards");
         }
         CardCommand::Show { number, json } => {
-            let card = cards::find(&mut ca.db, &number)?;
+            let card = ca_core::lookup::card(&mut ca.db, &number)?;
             let certs = certificates::list(&mut ca.db, Some(&number), 1000)?;
             let v = json!({
                 "card_number": card.card_number, "kind": card.kind, "holder_key": card.holder_key,
@@ -445,7 +456,7 @@ pub fn issue(ca: &mut Ca, args: IssueArgs) -> anyhow::Result<ExitCode> {
         IssueInput {
             line: 1,
             card_number: args.card,
-            usage: args.usage.into(),
+            usage: args.usage,
             csr,
         },
     )?;

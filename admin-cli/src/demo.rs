@@ -12,7 +12,6 @@ use ca_core::clock::Clock;
 use ca_core::config::{Config, KeyPurpose};
 use ca_core::domain::{CertKind, CertStatus, Usage};
 use ca_core::input::Format;
-use ca_core::x509::cert_pem;
 use ca_core::{authority, cards, certificates, hierarchy, registry, sample, Ca};
 use clap::Args;
 use std::io::Write;
@@ -73,18 +72,24 @@ pub fn run(
     let demo = setup(config, clock, actor, args.holders)?;
     let ca_dir = demo.ca_dir;
     if let Some((serial, issuer, _)) = demo.first {
+        // This very binary, by the path it was called with, so that the
+        // commands work pasted as they are (with this configuration).
+        let admin = std::env::current_exe()
+            .map(|p| crate::paths::shown(&p))
+            .unwrap_or_else(|_| "pki-admin".into());
+        let leaf = ca_dir.parent().unwrap_or(&ca_dir).join("demo-leaf.pem");
         outln!("\nTry:");
-        outln!("  cargo run -q -p admin-cli -- cert show {serial}");
+        outln!("  {admin} cert show {serial}");
+        outln!("  {admin} cert show {serial} --pem | openssl x509 -noout -text");
         outln!(
-            "  cargo run -q -p admin-cli -- cert show {serial} --pem | openssl x509 -noout -text"
-        );
-        outln!(
-            "  cargo run -q -p admin-cli -- cert show {serial} --pem > /tmp/leaf.pem && openssl verify -CAfile {} -untrusted {} /tmp/leaf.pem",
+            "  {admin} cert show {serial} --pem > {} && openssl verify -CAfile {} -untrusted {} {}    # OK",
+            leaf.display(),
             ca_dir.join("root.pem").display(),
-            ca_dir.join(format!("{issuer}.pem")).display()
+            ca_dir.join(format!("{issuer}.pem")).display(),
+            leaf.display()
         );
-        outln!("  cargo run -q -p admin-cli -- audit list --tail 5");
-        outln!("  make demo    # the whole system: OCSP responder, CRL publisher, scheduler");
+        outln!("  {admin} audit list --tail 5");
+        outln!("  {admin} run    # the whole system: OCSP responder, CRL publisher, scheduler (what make demo runs)");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -120,12 +125,7 @@ pub fn setup(
     } else {
         outln!("-- the hierarchy exists already");
     }
-    let ca_dir = data_dir.join("ca");
-    std::fs::create_dir_all(&ca_dir)?;
-    for a in authority::list(&mut ca.db)? {
-        let cert = certificates::find(&mut ca.db, &a.certificate_serial)?;
-        std::fs::write(ca_dir.join(format!("{}.pem", a.name)), cert_pem(&cert.der))?;
-    }
+    let (ca_dir, _) = crate::commands::write_ca_certificates(&mut ca)?;
 
     let registry_file = data_dir.join("sample-registry.jsonl");
     let cards_file = data_dir.join("sample-cards.jsonl");
@@ -145,7 +145,7 @@ pub fn setup(
 
     let mut new_cards = Vec::new();
     for n in 0..holders {
-        if cards::find(&mut ca.db, &sample::card_number(n)).is_err() {
+        if ca_core::lookup::card(&mut ca.db, &sample::card_number(n)).is_err() {
             crd.push_str(&format!("{}\n", sample::card_json(n, today)));
             new_cards.push(n);
         }

@@ -3,9 +3,9 @@
 //! feed), `requests` and `sla`. Rules live in `ca-core` (lifecycle,
 //! renewal, events, requests, sla).
 
-use crate::commands::UsageArg;
 use crate::output::{cert_json, print_json};
 use anyhow::Context;
+use ca_core::domain::Usage;
 use ca_core::events::{self, EventKind};
 use ca_core::sla::{self, Verdict};
 use ca_core::x509::cert_pem;
@@ -33,7 +33,7 @@ pub struct RenewArgs {
     #[arg(long)]
     card: String,
     #[arg(long)]
-    usage: UsageArg,
+    usage: Usage,
     /// The new PKCS#10 request, PEM or DER.
     #[arg(long)]
     csr: PathBuf,
@@ -65,9 +65,10 @@ pub struct EventArgs {
     /// identity-inactive only: the revocation reason.
     #[arg(long)]
     reason: Option<String>,
-    /// Since when the key is known to be unusable (loss, theft).
-    #[arg(long)]
-    invalidity: Option<String>,
+    /// Since when the key is known to be unusable (loss, theft):
+    /// YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC), as for revoke.
+    #[arg(long = "invalidity-date", alias = "invalidity")]
+    invalidity_date: Option<String>,
     #[arg(long)]
     note: Option<String>,
     /// The event's id (default: a new one). Recording an id again changes nothing.
@@ -76,6 +77,9 @@ pub struct EventArgs {
     /// Record only; leave execution to pki-scheduler.
     #[arg(long)]
     no_execute: bool,
+    /// Print a JSON object instead of a line of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -121,7 +125,7 @@ pub fn activate(ca: &mut Ca, args: ActivateArgs) -> anyhow::Result<ExitCode> {
 pub fn renew(ca: &mut Ca, args: RenewArgs) -> anyhow::Result<ExitCode> {
     let csr = std::fs::read(&args.csr)
         .with_context(|| format!("cannot read CSR file {}", args.csr.display()))?;
-    let renewed = renewal::renew(ca, &args.card, args.usage.into(), csr)?;
+    let renewed = renewal::renew(ca, &args.card, args.usage, csr)?;
     if args.json {
         let mut v = cert_json(&renewed.new);
         v["previous"] = cert_json(&renewed.previous);
@@ -147,7 +151,14 @@ fn event_json(args: &EventArgs) -> anyhow::Result<Value> {
         Some(id) => id.clone(),
         None => format!("cli-{}", ca_core::keys::random_hex(12)?),
     };
+    if let Some(d) = &args.invalidity_date {
+        ca_core::input::parse_invalidity(d)
+            .map_err(|m| anyhow::anyhow!("--invalidity-date: {m}"))?;
+    }
     let mut v = json!({"id": id, "type": kind.as_str()});
+    // The event's content as recorded (and hashed, to tell a replay from a
+    // conflicting reuse of its id): the keys stay those of earlier versions
+    // (`invalidity`; a feed may say `invalidity_date`).
     for (key, value) in [
         ("card", &args.card),
         ("holder", &args.holder),
@@ -155,7 +166,7 @@ fn event_json(args: &EventArgs) -> anyhow::Result<Value> {
         ("effective", &args.effective),
         ("reported_at", &args.reported_at),
         ("reason", &args.reason),
-        ("invalidity", &args.invalidity),
+        ("invalidity", &args.invalidity_date),
         ("note", &args.note),
     ] {
         if let Some(value) = value {
@@ -169,6 +180,47 @@ fn execute(ca: &mut Ca) -> anyhow::Result<requests::ExecuteReport> {
     requests::execute_due(ca, EXECUTE_LIMIT).context("executing the requests that are due")
 }
 
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `registry event`'s line for people.
+fn event_line(
+    kind: &str,
+    recorded: &requests::Recorded,
+    executed: Option<&requests::ExecuteReport>,
+) -> String {
+    let ids = if recorded.requests.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", recorded.requests.join(", "))
+    };
+    let requests = plural(recorded.requests.len(), "request", "requests");
+    if recorded.replay {
+        return format!(
+            "event {} ({kind}) was already recorded with this content, with {requests}{ids}: nothing changed",
+            recorded.event
+        );
+    }
+    let done = match executed {
+        None => "not executed (--no-execute): pki-scheduler executes them when due".to_string(),
+        Some(x) => format!(
+            "executed what was due: {}, {} changed{}",
+            plural(x.executed, "request", "requests"),
+            plural(x.certificates, "certificate", "certificates"),
+            if x.armed > 0 {
+                format!(", {} armed", plural(x.armed, "request", "requests"))
+            } else {
+                String::new()
+            }
+        ),
+    };
+    format!(
+        "recorded event {} ({kind}): {requests}{ids}; {done}",
+        recorded.event
+    )
+}
+
 pub fn event(ca: &mut Ca, args: EventArgs) -> anyhow::Result<ExitCode> {
     let raw = event_json(&args)?;
     let recorded = requests::record(ca, &raw, "pki-admin")?;
@@ -177,8 +229,13 @@ pub fn event(ca: &mut Ca, args: EventArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(execute(ca)?)
     };
-    print_json(&json!({"event": recorded.event, "replay": recorded.replay,
-                       "requests": recorded.requests, "executed": executed}));
+    if args.json {
+        print_json(&json!({"event": recorded.event, "replay": recorded.replay,
+                           "requests": recorded.requests, "executed": executed}));
+    } else {
+        let kind = raw["type"].as_str().unwrap_or_default();
+        outln!("{}", event_line(kind, &recorded, executed.as_ref()));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -257,8 +314,22 @@ pub fn sla_report(ca: &mut Ca, args: SlaArgs) -> anyhow::Result<ExitCode> {
             outln!("{}", serde_json::to_string(l)?);
         }
     } else {
+        // The request ids and event names set their columns' widths.
+        let event_of = |l: &sla::SlaLine| -> String {
+            l.event_type
+                .clone()
+                .unwrap_or_else(|| l.change.as_str().to_string())
+        };
+        let rw = lines
+            .iter()
+            .map(|l| l.request.chars().count())
+            .fold("request".len(), usize::max);
+        let ew = lines
+            .iter()
+            .map(|l| event_of(l).chars().count())
+            .fold("event".len(), usize::max);
         outln!(
-            "{:<2} {:<28} {:<20} {:<14} {:<14} {:>5} {:<14} {:>7} {:>7} {:>7}  stage",
+            "{:<2} {:<rw$} {:<ew$} {:<14} {:<14} {:>5} {:<14} {:>7} {:>7} {:>7}  stage",
             "",
             "request",
             "event",
@@ -278,9 +349,9 @@ pub fn sla_report(ca: &mut Ca, args: SlaArgs) -> anyhow::Result<ExitCode> {
                 Verdict::Ok => "  ",
             };
             outln!(
-                "{mark} {:<28} {:<20} {:<14} {:<14} {:>5} {:<14} {:>7} {:>7} {:>7}  {}",
+                "{mark} {:<rw$} {:<ew$} {:<14} {:<14} {:>5} {:<14} {:>7} {:>7} {:>7}  {}",
                 l.request,
-                l.event_type.as_deref().unwrap_or(l.change.as_str()),
+                event_of(l),
                 short(Some(l.received_at)),
                 short(l.due_at),
                 l.certificates.map(|c| c.to_string()).unwrap_or("-".into()),

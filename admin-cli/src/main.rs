@@ -22,10 +22,13 @@ mod stdout;
 mod commands;
 mod crl;
 mod demo;
+mod keys;
 mod lifecycle;
 mod output;
+mod paths;
 mod reminders;
 mod run;
+mod worker;
 
 use anyhow::Context;
 use ca_core::config::Config;
@@ -110,6 +113,13 @@ enum Command {
         #[command(subcommand)]
         command: commands::AuditCommand,
     },
+    /// Blocked keys: never certified again (by hand, or revoked for keyCompromise).
+    Key {
+        #[command(subcommand)]
+        command: keys::KeyCommand,
+    },
+    /// The CA-side jobs that need keys (OCSP responder rotation), with no network listener.
+    Worker(worker::WorkerArgs),
     /// Try the system: a demo CA, a sample registry, a batch of card certificates.
     Demo(demo::DemoArgs),
     /// The whole system: the demo CA, then the OCSP responder, the CRL publisher and the scheduler until Ctrl-C.
@@ -125,6 +135,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock = ca_core::clock::from_env().map_err(anyhow::Error::msg)?;
     if let Command::Demo(args) = &cli.command {
         return demo::run(config, clock, &actor, args);
+    }
+    if let Command::Worker(args) = &cli.command {
+        return worker::run(config, clock, &actor, args);
     }
     if let Command::Run(args) = &cli.command {
         return run::run(config, cli.config.as_deref(), clock, &actor, args);
@@ -149,12 +162,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Suspend(args) => commands::change_status(&mut ca, args, false),
         Command::Resume(args) => commands::change_status(&mut ca, args, true),
         Command::Cert { command } => commands::cert(&mut ca, command),
+        Command::Key { command } => keys::run(&mut ca, command),
         Command::Activate(args) => lifecycle::activate(&mut ca, args),
         Command::Renew(args) => lifecycle::renew(&mut ca, args),
         Command::Sla(args) => lifecycle::sla_report(&mut ca, args),
         Command::Audit { command } => commands::audit(&mut ca, command),
         Command::Reminders { command } => reminders::run(&mut ca, command),
-        Command::Demo(_) | Command::Run(_) => unreachable!("handled above"),
+        Command::Demo(_) | Command::Run(_) | Command::Worker(_) => unreachable!("handled above"),
     }
 }
 
@@ -175,6 +189,9 @@ fn only_reads(command: &Command) -> bool {
             | Command::Cert { .. }
             | Command::Reminders { .. }
             | Command::Audit { .. }
+            | Command::Key {
+                command: keys::KeyCommand::List { .. }
+            }
     )
 }
 

@@ -21,12 +21,13 @@
 //!    with the end of its log and the others are stopped (exit 1).
 
 use crate::demo;
+use crate::paths::{shown, tidy};
 use anyhow::{bail, Context};
 use ca_core::clock::Clock;
 use ca_core::config::{Config, KeyPurpose};
 use clap::Args;
 use std::io::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{ExitCode, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,16 +79,6 @@ fn local_listen(url: &str) -> Option<String> {
     let (host, port) = authority.rsplit_once(':')?;
     let local = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
     (local && port.parse::<u16>().is_ok_and(|p| p > 0)).then(|| authority.to_string())
-}
-
-/// A path without `.` components (`pki-data/./ca` reads `pki-data/ca`).
-fn tidy(p: &Path) -> PathBuf {
-    let tidied: PathBuf = p.components().filter(|c| *c != Component::CurDir).collect();
-    if tidied.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        tidied
-    }
 }
 
 fn toml_string(s: &str) -> String {
@@ -158,16 +149,6 @@ fn sibling(exe: &Path, name: &str) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(path)
-}
-
-/// How a path is best shown in a command to copy: relative to the current
-/// directory when under it.
-fn shown(p: &Path) -> String {
-    let cwd = std::env::current_dir().unwrap_or_default();
-    match p.strip_prefix(&cwd) {
-        Ok(rel) if p.is_absolute() => format!("./{}", rel.display()),
-        _ => p.display().to_string(),
-    }
 }
 
 /// One service to start.
@@ -403,6 +384,16 @@ fn print_hints(h: &Hints<'_>) {
         outln!("  export PKI_CA_PASSPHRASE=\"$(cat {})\"", shown(f));
     }
     outln!("  mkdir -p {}", try_dir.display());
+    // The responder follows the CA's change feed (the audit log) every
+    // 200 ms: a query right after a change could still get the answer of
+    // before (for a new serial: "never issued", revoked 1970). ocsp_wait
+    // waits until the responder has applied the CA's last change, whatever
+    // its poll interval, so that the commands can be pasted all at once.
+    outln!("  # the OCSP responder follows the CA's changes within ~200 ms: ocsp_wait waits until it has applied the last one");
+    outln!(
+        "  ocsp_wait() {{ n=$({admin} audit list --tail 1 | awk '{{ print substr($1, 2) }}'); until curl -s http://{}/metrics | awk -v n=\"$n\" '$1 == \"ocsp_feed_position\" && $2 >= n {{ ok = 1 }} END {{ exit !ok }}'; do sleep 0.2; done; }}",
+        h.ocsp
+    );
     if let Some((serial, issuer, card_number)) = h.first {
         outln!("  # a demo certificate (card {card_number})");
         outln!("  {admin} cert show {serial} --pem > {}", t("demo.pem"));
@@ -423,18 +414,30 @@ fn print_hints(h: &Hints<'_>) {
         t("card.csr"),
         t("card.pem")
     );
-    outln!("  {}    # revoked, certificateHold", ask(&t("card.pem")));
-    outln!("  {admin} activate --card {card}");
-    outln!("  {}    # good", ask(&t("card.pem")));
-    outln!("  {admin} revoke --card {card} --reason keyCompromise");
     outln!(
-        "  {}    # revoked, keyCompromise, within a second",
+        "  ocsp_wait; {}    # revoked, certificateHold, since its issuance",
         ask(&t("card.pem"))
     );
-    outln!("  # the CRLs (a revocation reaches a delta CRL within a minute)");
+    outln!("  {admin} activate --card {card}");
+    outln!("  ocsp_wait; {}    # good", ask(&t("card.pem")));
+    outln!("  {admin} revoke --card {card} --reason keyCompromise");
     outln!(
-        "  curl -s {crl_base}/identity-card-ca.crl | openssl crl -inform DER -noout -text | head -20"
+        "  ocsp_wait; {}    # revoked, keyCompromise",
+        ask(&t("card.pem"))
     );
+    // The publisher debounces: a delta CRL follows a change within a
+    // minute, the complete CRL within five. The loop waits for the
+    // revocation in either (the delta, or the complete CRL once a new one
+    // has taken it in).
+    outln!("  # the CRLs: a revocation reaches the delta CRL within a minute, the complete CRL within 5 minutes; crls prints both, the loop waits for it");
+    outln!(
+        "  crls() {{ for f in identity-card-ca-delta identity-card-ca; do curl -s {crl_base}/$f.crl | openssl crl -inform DER -noout -text; done; }}"
+    );
+    outln!(
+        "  s=$(openssl x509 -noout -serial -in {} | cut -d= -f2); until crls | grep -A 4 \"Serial Number: $s\" | grep -q 'Key Compromise'; do sleep 2; done",
+        t("card.pem")
+    );
+    outln!("  crls | grep -A 4 \"Serial Number: $s\"    # Key Compromise");
     outln!(
         "  {admin} crl fetch --from http://{} --out {}",
         h.crl,

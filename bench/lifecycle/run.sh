@@ -11,11 +11,14 @@
 #   bench/lifecycle/run.sh --database postgres://postgres@127.0.0.1:5432/test
 #   bench/lifecycle/run.sh --population 1000 --scenario card-lost           # any lifecycle-bench option
 #   make bench-lifecycle BENCH_ARGS="--database postgres://postgres@127.0.0.1:5432/test"
+#   BENCH_PROFILE=debug bench/lifecycle/run.sh --population 200 --lead-seconds 10 \
+#       --complete-crl-timeout 0 --timeout-seconds 120                     # smoke (make bench-smoke)
 #
 # Needs: openssl (the CRL check counts its `Serial Number` lines).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# BENCH_PROFILE=debug: the debug build (make bench-smoke); release by default.
+. bench/profile.sh
 
-cargo build --release -q -p ocsp-responder -p crl-publisher -p scheduler -p bench \
-    --bin ocsp-responder --bin crl-publisher --bin pki-scheduler --bin lifecycle-bench
-exec target/release/lifecycle-bench "$@"
+bench_build
+exec "$BENCH_BIN/lifecycle-bench" "$@"

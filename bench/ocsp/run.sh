@@ -10,14 +10,31 @@
 #                           reused when present: delete it to rebuild)
 #   OCSP_BENCH_CERTS        certificates in the population (100000)
 #   OCSP_BENCH_SECONDS      seconds per measured run (10)
+#   OCSP_BENCH_WARMUP_SECONDS  seconds of unmeasured warm-up before the first run (3)
 #   OCSP_BENCH_CONNECTIONS  wrk connections (16)
 #   OCSP_BENCH_THREADS      wrk threads (1: on 2 cores, leaves the other to the server)
 #   OCSP_BENCH_WORKERS      ocsp-responder HTTP workers (2)
 #   OCSP_BENCH_PEERS        peers to run: "openssl,cfssl" (default), "" for none
+#   OCSP_BENCH_STRICT       1: a run with any error (connect, read, write,
+#                           timeout, non-2xx) fails the script (the smoke run)
+#   BENCH_PROFILE           release (default) or debug (the binaries `make test`
+#                           builds: for the smoke run, not for figures)
 #
-# Steps: installs wrk and cfssl (Debian) if missing; builds the release
-# binaries; `ocsp-bench setup` issues the population through ca-core's batch
-# issuance (SQLite), revokes 1% and suspends 1%, and writes the peers' files
+# Smoke run (make bench-smoke): OCSP_BENCH_CERTS=1000 OCSP_BENCH_SECONDS=1
+#   OCSP_BENCH_WARMUP_SECONDS=1 OCSP_BENCH_STRICT=1 BENCH_PROFILE=debug
+#   OCSP_BENCH_DIR=target/ocsp-bench-smoke bench/ocsp/run.sh
+#
+# Exit status: non-zero when a step fails, when ocsp-responder does not
+# pre-sign everything, answers a good, a revoked or a suspended certificate
+# of the population wrongly (checked with `openssl ocsp`), or when a run
+# gives no result (or, with OCSP_BENCH_STRICT=1, any error); the table is
+# printed first.
+#
+# Steps: installs wrk and cfssl (Debian) if missing (without cfssl when it
+# cannot be installed); builds the binaries (bench/profile.sh);
+# `ocsp-bench setup` issues the population through ca-core's batch issuance
+# (SQLite), activates it (certificates are issued on hold), revokes 1% and
+# suspends 1%, and writes the peers' files
 # and the prepared requests; cfssl signs its own responses (ocsprefresh, in
 # a tmpfs copy of its certificate database). Then everything runs inside a
 # fresh network namespace (`unshare -n`, only loopback up): the openssl
@@ -31,11 +48,13 @@ ROOT=$(cd "$HERE/../.." && pwd)
 DIR=${OCSP_BENCH_DIR:-$ROOT/target/ocsp-bench}
 CERTS=${OCSP_BENCH_CERTS:-100000}
 RUN_SECONDS=${OCSP_BENCH_SECONDS:-10}
+WARMUP_SECONDS=${OCSP_BENCH_WARMUP_SECONDS:-3}
 CONNS=${OCSP_BENCH_CONNECTIONS:-16}
 THREADS=${OCSP_BENCH_THREADS:-1}
 WORKERS=${OCSP_BENCH_WORKERS:-2}
 PEERS=${OCSP_BENCH_PEERS-openssl,cfssl}
-BIN=$ROOT/target/release
+. "$ROOT/bench/profile.sh"
+BIN=$BENCH_BIN
 
 if [ "${1:-}" != "--inside" ]; then
     need() {
@@ -44,18 +63,26 @@ if [ "${1:-}" != "--inside" ]; then
         fi
     }
     need wrk wrk
-    need cfssl golang-cfssl
     need openssl openssl
+    need curl curl
     need ss iproute2
     need unshare util-linux
     need python3 python3
-    (cd "$ROOT" && cargo build --release -q -p ocsp-responder && cargo build --release -q -p bench --bin ocsp-bench)
+    if [[ ",$PEERS," == *",cfssl,"* ]] && ! command -v cfssl >/dev/null; then
+        need cfssl golang-cfssl || true
+        if ! command -v cfssl >/dev/null; then
+            echo "cfssl not available: measuring without it" >&2
+            export OCSP_BENCH_PEERS=${PEERS//cfssl/}
+            PEERS=$OCSP_BENCH_PEERS
+        fi
+    fi
+    bench_build
     if [ ! -f "$DIR/setup.json" ]; then
         rm -rf "$DIR"
         echo "== building a population of $CERTS certificates in $DIR"
         "$BIN/ocsp-bench" setup --dir "$DIR" --certs "$CERTS"
     fi
-    if [ ! -s "$DIR/peer/cfssl-responses.txt" ]; then
+    if [[ ",$PEERS," == *",cfssl,"* ]] && [ ! -s "$DIR/peer/cfssl-responses.txt" ]; then
         echo "== cfssl ocsprefresh: cfssl signs its responses"
         tmp=$(mktemp -d /dev/shm/ocsp-bench-cfssl.XXXXXX)
         python3 "$HERE/cfssl_db.py" "$tmp/certdb.sqlite" "$DIR/peer/cfssl-certs.jsonl"
@@ -92,6 +119,9 @@ POPULATION=$(python3 -c "import json;print(json.load(open('$DIR/setup.json'))['c
 # The responder also holds the 3 CA and 3 responder certificates.
 EXPECTED=$((POPULATION + 6))
 
+FAILURES=0
+fail() { echo "   FAILED: $*" >&2; FAILURES=$((FAILURES + 1)); }
+
 metric() { curl -s "http://127.0.0.1:18080/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
 wait_listening() { # port [seconds]: waits for a listening socket without connecting
@@ -105,13 +135,20 @@ wait_listening() { # port [seconds]: waits for a listening socket without connec
 
 # wrk_run SERVER METHOD REQUESTS URL FILE
 wrk_run() {
-    local out line
+    local out line errors
     out=$(wrk -t"$THREADS" -c"$CONNS" -d"${RUN_SECONDS}s" --timeout 5s -s "$HERE/ocsp.lua" "$4" -- "$5" "$2" 2>&1) || true
     printf '### %s %s %s\n%s\n' "$1" "$2" "$3" "$out" >> "$LOGS/wrk.log"
     line=$(printf '%s\n' "$out" | grep '^RESULT' | tail -1 || true)
     if [ -z "$line" ]; then
-        echo "   $1 $2 $3: no result (see $LOGS/wrk.log)"
+        fail "$1 $2 $3: no result (see $LOGS/wrk.log)"
         return
+    fi
+    errors=$(printf '%s\n' "$line" | awk '{
+        n = 0
+        for (i = 2; i <= NF; i++) { split($i, p, "="); if (p[1] ~ /_err$|^timeouts$|^non2xx$/) n += p[2] }
+        print n }')
+    if [ "${OCSP_BENCH_STRICT:-0}" = 1 ] && [ "$errors" != 0 ]; then
+        fail "$1 $2 $3: $errors errors (see $LOGS/wrk.log)"
     fi
     printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${line#RESULT }" >> "$RESULTS"
     echo "   $1 $2 $3: $(printf '%s\n' "$line" | grep -o 'rps=[0-9.]*') $(printf '%s\n' "$line" | grep -o 'p99_us=[0-9]*')"
@@ -122,7 +159,7 @@ wrk_run() {
 start_ours() {
     local presign_per_cert=$1
     shift
-    local t0 queue presigned rss
+    local t0 queue presigned rss ready=""
     t0=$(date +%s.%N)
     PKI_CONFIG=$DIR/pki.toml PKI_OCSP_PASSPHRASE=$PASS "$BIN/ocsp-responder" \
         --listen 127.0.0.1:18080 --workers "$WORKERS" --log-level warn "$@" \
@@ -132,10 +169,16 @@ start_ours() {
         queue=$(metric ocsp_refresh_queue || true)
         presigned=$(metric ocsp_presigned_responses || true)
         if [ "$queue" = "0" ] && [ -n "$presigned" ] && [ "$presigned" -ge $((EXPECTED * presign_per_cert)) ]; then
+            ready=1
             break
         fi
+        kill -0 "$OURS" 2>/dev/null || break
         sleep 0.25
     done
+    if [ -z "$ready" ]; then
+        fail "ocsp-responder $*: ${presigned:-no} responses pre-signed of $((EXPECTED * presign_per_cert)) (see $LOGS/ocsp-responder.err)"
+        kill -0 "$OURS" 2>/dev/null || { echo "ocsp-responder exited" >&2; exit 1; }
+    fi
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$OURS/status")
     STARTUP=$(awk "BEGIN {print $(date +%s.%N) - $t0}")
     printf '   ocsp-responder %s: %s responses pre-signed in %.1f s, RSS %d MB, pre-signed bytes %s MB\n' \
@@ -143,6 +186,28 @@ start_ours() {
     printf 'memory\t%s\t%s\t%s responses pre-signed in %.1f s, RSS %d MB (of which pre-signed responses %d MB)\n' \
         "ocsp-responder" "${*:---presign sha1,sha256}" "$presigned" "$STARTUP" $((rss / 1024)) \
         "$(($(metric ocsp_presigned_bytes) / 1048576))" >> "$RESULTS"
+}
+
+# check_status FLAG REASON: asks ocsp-responder, with `openssl ocsp`, about the
+# first certificate of index.txt with that flag (V or R) and reason (empty
+# for V), and checks the answer (good, or revoked with that reason).
+check_status() {
+    local serial want out
+    serial=$(awk -F'\t' -v f="$1" -v r="$2" '$1 == f && (r == "" || $3 ~ "," r "$") { print $4; exit }' "$PEER/index.txt")
+    if [ -z "$serial" ]; then
+        fail "no certificate flagged $1 ${2:-} in $PEER/index.txt"
+        return
+    fi
+    if [ "$1" = V ]; then want="good"; else want="revoked"; fi
+    out=$(openssl ocsp -issuer "$PEER/ca.pem" -serial "0x$serial" -url http://127.0.0.1:18080 \
+        -VAfile "$PEER/responder.pem" -no_nonce 2>&1) || true
+    if ! printf '%s\n' "$out" | grep -q '^Response verify OK' \
+        || ! printf '%s\n' "$out" | grep -qi "^0x$serial: $want\$" \
+        || { [ -n "$2" ] && ! printf '%s\n' "$out" | grep -q "Reason: $2\$"; }; then
+        fail "ocsp-responder on $serial (want $want ${2:-}): $(printf '%s' "$out" | tr '\n' ' ')"
+    else
+        echo "   ocsp-responder on a ${2:-good} certificate: ${want}${2:+ $2}, response verified"
+    fi
 }
 
 stop_ours() {
@@ -156,7 +221,10 @@ start_ours 1 --presign sha1
 stop_ours
 start_ours 2
 URL=http://127.0.0.1:18080
-wrk -t"$THREADS" -c"$CONNS" -d3s -s "$HERE/ocsp.lua" "$URL" -- "$REQ/sha1.hex" POST > /dev/null 2>&1 || true
+check_status V ""
+check_status R keyCompromise
+check_status R certificateHold
+wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP_SECONDS}s" -s "$HERE/ocsp.lua" "$URL" -- "$REQ/sha1.hex" POST > /dev/null 2>&1 || true
 wrk_run ocsp-responder POST sha1 "$URL" "$REQ/sha1.hex"
 wrk_run ocsp-responder GET sha1 "$URL" "$REQ/sha1.path"
 wrk_run ocsp-responder POST sha256 "$URL" "$REQ/sha256.hex"
@@ -214,3 +282,7 @@ awk -F'\t' '
 echo
 awk -F'\t' '$1 == "memory" { printf "memory: ocsp-responder %s: %s\n", $3, $4 }' "$RESULTS"
 echo "population: $POPULATION certificates ($(python3 -c "import json;d=json.load(open('$DIR/setup.json'));print(d['revoked_or_suspended'])") revoked or suspended); machine: $(nproc) cores"
+if [ "$FAILURES" != 0 ]; then
+    echo "bench-ocsp: $FAILURES failure(s), see above" >&2
+    exit 1
+fi

@@ -4,7 +4,9 @@
 //! It builds, in `--dir`, a CA on SQLite with `--certs` card certificates
 //! (identity cards, auth and sign, all from the identity-card CA) issued
 //! through `ca_core::batch::run` — the `pki-admin issue-batch` path — from
-//! generated P-256 CSRs, revokes and suspends a share of them, and writes
+//! generated P-256 CSRs, activates them (they are issued on hold, pending
+//! activation: `lifecycle::activate`'s transition, by card, 500 cards per
+//! audited transaction), revokes and suspends a share of them, and writes
 //! what the load generator and the peer responders need:
 //!
 //! * `pki.toml` and `data/` for `ocsp-responder`;
@@ -26,7 +28,7 @@ use ca_core::clock::SystemClock;
 use ca_core::config::Config;
 use ca_core::domain::{Reason, SuspensionCause};
 use ca_core::input::Format;
-use ca_core::lifecycle::{Scope, Transition};
+use ca_core::lifecycle::{self, Scope, Transition};
 use ca_core::published::{published_status, PublishedStatus, StatusFacts};
 use ca_core::revocation;
 use ca_core::{batch, cards, registry, sample, Ca};
@@ -43,6 +45,8 @@ use std::time::Instant;
 const CA_PASSPHRASE: &str = "ocsp benchmark CA passphrase";
 const OCSP_PASSPHRASE: &str = "ocsp benchmark responder passphrase";
 const ISSUER: &str = "identity-card-ca";
+/// Cards activated per audited transaction.
+const ACTIVATE_CHUNK: usize = 500;
 
 #[derive(Parser)]
 struct Args {
@@ -154,6 +158,34 @@ fn setup(
         "ocsp-bench: issued {} in {issue_seconds:.1} s",
         summary.issued
     );
+
+    // Activation (CPS 4.4.1): the certificates are issued on hold, pending
+    // activation; hold -> active through the state machine, as
+    // `lifecycle::activate` does per card, without a transaction per card.
+    let start = Instant::now();
+    let now = ca.clock.now();
+    let actor = ca.actor.clone();
+    let cards: Vec<String> = (0..holders).map(|i| sample::card_number(2 * i)).collect();
+    let mut activated = 0;
+    for chunk in cards.chunks(ACTIVATE_CHUNK) {
+        activated += ca.db.write(&actor, now, |tx| {
+            let mut n = 0;
+            for card in chunk {
+                let context = serde_json::json!({"activation": {"card": card, "by": "ocsp-bench"}});
+                let scope = Scope::Card(card.clone());
+                n += lifecycle::apply_in(tx, &scope, Transition::Activate, None, &context, false)?
+                    .len();
+            }
+            Ok::<_, ca_core::CaError>(n)
+        })?;
+    }
+    let activate_seconds = start.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        activated == summary.issued,
+        "activated {activated} certificates, issued {}",
+        summary.issued
+    );
+    eprintln!("ocsp-bench: activated {activated} in {activate_seconds:.1} s");
 
     // All certificates of the issuing CA, in serial order.
     let mut rows = Vec::new();
@@ -321,6 +353,7 @@ fn setup(
         "issuer": ISSUER,
         "csr_seconds": csr_seconds,
         "issue_seconds": issue_seconds,
+        "activate_seconds": activate_seconds,
         "revoke_seconds": revoke_seconds,
         "total_seconds": total.elapsed().as_secs_f64(),
         "sampled_requests": picked.len(),

@@ -68,6 +68,34 @@ pub fn current_responder(db: &mut Db, authority: &str) -> Result<Option<OcspResp
     .map_err(StorageError::from)?)
 }
 
+/// Days left (fractional) before the current OCSP responder certificate
+/// of each authority expires, at `now` (negative: expired), by authority.
+pub fn responder_days_left(
+    db: &mut Db,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(String, f64)>> {
+    let mut out = Vec::new();
+    for a in list(db)? {
+        if let Some(r) = current_responder(db, &a.name)? {
+            let left = r.not_after.and_utc() - now;
+            out.push((a.name, left.num_seconds() as f64 / 86_400.0));
+        }
+    }
+    Ok(out)
+}
+
+/// The one rule for rotating a responder certificate ahead of its end:
+/// does the current one of `authority` end within `within` of `now`
+/// (or is there none)?
+pub fn responder_needs_rotation(
+    db: &mut Db,
+    authority: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    within: chrono::Duration,
+) -> Result<bool> {
+    Ok(current_responder(db, authority)?.is_none_or(|r| r.not_after.and_utc() <= now + within))
+}
+
 impl Authority {
     /// This authority as the issuer of a certificate.
     pub fn issuer(&self) -> crate::mint::Issuer<'_> {

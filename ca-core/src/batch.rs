@@ -50,8 +50,14 @@ fn parse_line(dir: &Path, file: &str, line: usize, raw: &str) -> Line {
     let field = |v: &serde_json::Value, k: &str| {
         v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string()
     };
+    // `card` (as `--card` and the result lines); `card_number`, the card
+    // file's column name, is accepted too.
+    let card_of = |v: &serde_json::Value| match field(v, "card") {
+        c if c.is_empty() => field(v, "card_number"),
+        c => c,
+    };
     let (card, usage) = match &value {
-        Ok(v) => (field(v, "card"), field(v, "usage")),
+        Ok(v) => (card_of(v), field(v, "usage")),
         Err(_) => (String::new(), String::new()),
     };
     let err = |f: &str, message: String| CaError::Input {
@@ -67,11 +73,17 @@ fn parse_line(dir: &Path, file: &str, line: usize, raw: &str) -> Line {
             .ok_or_else(|| err("(line)", "not a JSON object".into()))?;
         if let Some(k) = obj
             .keys()
-            .find(|k| !["card", "usage", "csr", "csr_file"].contains(&k.as_str()))
+            .find(|k| !["card", "card_number", "usage", "csr", "csr_file"].contains(&k.as_str()))
         {
             return Err(err(
                 k,
                 "unknown field (expected card, usage, csr or csr_file)".into(),
+            ));
+        }
+        if obj.contains_key("card") && obj.contains_key("card_number") {
+            return Err(err(
+                "card",
+                "give card or card_number (the same field), not both".into(),
             ));
         }
         if card.is_empty() {

@@ -35,6 +35,26 @@ pub fn blocked_among(db: &mut Db, hashes: &[String]) -> Result<HashMap<String, B
     Ok(out)
 }
 
+/// The SPKI hash of a certificate's key (PEM or DER).
+pub fn cert_key_sha256(cert: &[u8]) -> Result<String> {
+    use der::{Decode, DecodePem, Encode};
+    let bad = |e: der::Error| CaError::Field {
+        field: "certificate".into(),
+        message: format!("not an X.509 certificate (PEM or DER): {e}"),
+    };
+    let parsed = if cert.starts_with(b"-----") {
+        x509_cert::Certificate::from_pem(cert).map_err(bad)?
+    } else {
+        x509_cert::Certificate::from_der(cert).map_err(bad)?
+    };
+    let spki = parsed
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(bad)?;
+    Ok(spki_sha256(&spki))
+}
+
 /// The SPKI hash of a CSR's key, read without checking the CSR (the full
 /// check comes later; a CSR that does not decode is refused there).
 pub fn csr_key_sha256(csr: &[u8]) -> Option<String> {

@@ -7,14 +7,13 @@ use crate::domain::AuditAction;
 use crate::domain::CardKind;
 use crate::error::{CaError, Result};
 use crate::input::{self, FieldReader, Format};
-use crate::registry;
 use crate::storage::models::{CardRow, IdentityRow};
 use crate::storage::schema::cards;
 use crate::storage::{Db, StorageError};
 use crate::with_conn;
 use chrono::NaiveDate;
 use diesel::prelude::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
 pub const FIELDS: &[&str] = &[
@@ -49,8 +48,17 @@ pub fn check_card_number(n: &str) -> std::result::Result<(), String> {
     }
 }
 
-fn check_card(card: &NewCard, holder: &IdentityRow) -> Result<()> {
-    crate::eligibility::check_card_matches_holder(card.kind, holder)?;
+/// The card's checks, each with the field it is about: its kind against
+/// its holder's registration authority, and its dates.
+fn check_card(
+    card: &NewCard,
+    holder: &IdentityRow,
+) -> std::result::Result<(), (&'static str, CaError)> {
+    crate::eligibility::check_card_matches_holder(card.kind, holder).map_err(|e| ("kind", e))?;
+    check_dates(card).map_err(|e| ("expiry_date", e))
+}
+
+fn check_dates(card: &NewCard) -> Result<()> {
     if card.expiry_date <= card.issue_date {
         return Err(CaError::Field {
             field: "expiry_date".into(),
@@ -96,7 +104,7 @@ fn register_in(
         error,
     };
     let holders: HashSet<String> = new_cards.iter().map(|c| c.holder_key.clone()).collect();
-    let holders = registry::find_many(tx.db, &holders).map_err(whole)?;
+    let holders = crate::lookup::identities(tx.db, &holders).map_err(whole)?;
     let numbers: Vec<String> = new_cards.iter().map(|c| c.card_number.clone()).collect();
     let existing = existing_numbers(tx.db, &numbers).map_err(whole)?;
     let mut seen = HashSet::new();
@@ -119,7 +127,7 @@ fn register_in(
                 CaError::UnknownIdentity(card.holder_key.clone()),
             )
         })?;
-        check_card(card, holder).map_err(|e| refuse("kind", e))?;
+        check_card(card, holder).map_err(|(field, e)| refuse(field, e))?;
         rows.push(CardRow {
             card_number: card.card_number.clone(),
             kind: card.kind,
@@ -174,7 +182,11 @@ pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<usize> {
                 file: file.clone(),
                 line: *line,
                 field: r.field.to_string(),
-                message: r.error.to_string(),
+                // The field is named once, by the line's prefix.
+                message: match r.error {
+                    CaError::Field { message, .. } => message,
+                    other => other.to_string(),
+                },
             },
             None => r.error,
         })
@@ -190,28 +202,6 @@ fn existing_numbers(db: &mut Db, numbers: &[String]) -> Result<HashSet<String>> 
             .load(c))
         .map_err(StorageError::from)?;
         out.extend(found);
-    }
-    Ok(out)
-}
-
-/// One card.
-pub fn find(db: &mut Db, number: &str) -> Result<CardRow> {
-    with_conn!(db, c => cards::table.find(number).select(CardRow::as_select()).first(c).optional())
-        .map_err(StorageError::from)?
-        .ok_or_else(|| CaError::UnknownCard(number.to_string()))
-}
-
-/// Cards by number, for bulk checks.
-pub fn find_many(db: &mut Db, numbers: &HashSet<String>) -> Result<HashMap<String, CardRow>> {
-    let numbers: Vec<String> = numbers.iter().cloned().collect();
-    let mut out = HashMap::new();
-    for chunk in numbers.chunks(500) {
-        let rows: Vec<CardRow> = with_conn!(db, c => cards::table
-            .filter(cards::card_number.eq_any(chunk))
-            .select(CardRow::as_select())
-            .load(c))
-        .map_err(StorageError::from)?;
-        out.extend(rows.into_iter().map(|r| (r.card_number.clone(), r)));
     }
     Ok(out)
 }

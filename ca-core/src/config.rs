@@ -54,6 +54,7 @@ pub struct Config {
     pub issuance: Issuance,
     pub crl: Crl,
     pub scheduler: Scheduler,
+    pub worker: Worker,
     pub reminders: Reminders,
     pub smtp: Smtp,
 }
@@ -86,6 +87,26 @@ impl Default for Scheduler {
             reminders_cron: "0 15 6 * * *".into(),
             mail_cron: "30 * * * * *".into(),
             sla_cron: "*/15 * * * * *".into(),
+        }
+    }
+}
+
+/// `pki-admin worker`: the CA-side jobs that need CA or responder keys,
+/// run by a process without a network listener (CPS 6.5.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Worker {
+    /// When the OCSP responder certificates are checked (cron, six fields).
+    pub responder_rotation_cron: String,
+    /// A responder certificate ending within this many days is replaced.
+    pub responder_rotate_within_days: i64,
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Self {
+            responder_rotation_cron: "0 0 * * * *".into(),
+            responder_rotate_within_days: 10,
         }
     }
 }
@@ -228,6 +249,7 @@ impl Default for Config {
             issuance: Issuance::default(),
             crl: Crl::default(),
             scheduler: Scheduler::default(),
+            worker: Worker::default(),
             reminders: Reminders::default(),
             smtp: Smtp::default(),
         }

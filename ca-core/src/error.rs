@@ -122,6 +122,18 @@ pub enum CaError {
     NotStored(String),
     #[error("the manifest line is a duplicate of line {0} (same card and usage)")]
     DuplicateInBatch(usize),
+    /// A single `issue` that lost a race: another request stored a
+    /// certificate of the same card and usage between its checks and its
+    /// commit.
+    #[error("card {card}: another request issued its {usage} certificate meanwhile (serial {serial}); this request issued nothing")]
+    IssuedMeanwhile {
+        card: String,
+        usage: Usage,
+        serial: String,
+    },
+    /// A single `issue` whose transaction failed: nothing was stored.
+    #[error("not stored: the transaction failed ({0}); nothing was issued, run the command again to retry")]
+    NotStoredOne(String),
 }
 
 pub type Result<T, E = CaError> = std::result::Result<T, E>;

@@ -21,7 +21,7 @@
 //!
 //! A request is due at once, on `effective` when given, or when the new
 //! card's certificates are issued; `pki-admin` executes what is due at once,
-//! `pki-scheduler` the rest ([`crate::requests`]).
+//! `pki-scheduler` the rest (module `requests`).
 
 use crate::domain::{IdentityStatus, Reason, RequestKind, SuspensionCause};
 use crate::error::{CaError, Result};
@@ -93,6 +93,7 @@ pub struct Event {
     /// `identity-inactive`: the reason to write (RFC 5280 name).
     pub reason: Option<String>,
     /// Since when the key is known to be unusable (loss, theft).
+    #[serde(alias = "invalidity_date")]
     pub invalidity: Option<String>,
     /// Free text kept with the event (the form's or officer's note).
     pub note: Option<String>,

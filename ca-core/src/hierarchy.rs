@@ -347,3 +347,51 @@ pub fn rotate_responder(ca: &mut Ca, authority_name: &str) -> Result<Created> {
     })?;
     Ok(created)
 }
+
+/// What [`rotate_responders`] did for one authority.
+#[derive(Debug, Clone)]
+pub enum Rotation {
+    /// The current responder certificate lasts beyond the window: kept.
+    Kept {
+        authority: String,
+    },
+    Rotated {
+        authority: String,
+        created: Created,
+    },
+}
+
+/// Rotates the OCSP responder certificates of `only` (or of every
+/// authority), each only when it ends within `within` (always when
+/// `within` is `None`). The responders switch to the new certificate
+/// through the change feed without a gap; the old one stays valid until it
+/// expires. Used by `pki-admin ocsp rotate` and `pki-admin worker`.
+pub fn rotate_responders(
+    ca: &mut Ca,
+    only: Option<&str>,
+    within: Option<chrono::Duration>,
+) -> Result<Vec<Rotation>> {
+    let names: Vec<String> = match only {
+        Some(name) => vec![authority::find(&mut ca.db, name)?.name],
+        None => authority::list(&mut ca.db)?
+            .into_iter()
+            .map(|a| a.name)
+            .collect(),
+    };
+    let now = ca.clock.now();
+    let mut out = Vec::new();
+    for name in names {
+        if let Some(within) = within {
+            if !authority::responder_needs_rotation(&mut ca.db, &name, now, within)? {
+                out.push(Rotation::Kept { authority: name });
+                continue;
+            }
+        }
+        let created = rotate_responder(ca, &name)?;
+        out.push(Rotation::Rotated {
+            authority: name,
+            created,
+        });
+    }
+    Ok(out)
+}

@@ -196,6 +196,16 @@ pub fn parse_birth_datetime(v: &str) -> std::result::Result<chrono::NaiveDateTim
         .map_err(|_| format!("{v:?} is not a date and time in the form YYYY-MM-DDTHH:MM"))
 }
 
+/// Parses an invalidity or effective date: `YYYY-MM-DD` (00:00 UTC) or
+/// `YYYY-MM-DDTHH:MM[:SS]` (UTC).
+pub fn parse_invalidity(s: &str) -> std::result::Result<chrono::NaiveDateTime, String> {
+    parse_birth_datetime(s)
+        .or_else(|_| parse_date(s).map(|d| d.and_time(chrono::NaiveTime::MIN)))
+        .map_err(|_| {
+            format!("{s:?} is not a date (YYYY-MM-DD) or date and time (YYYY-MM-DDTHH:MM) in UTC")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,14 +237,4 @@ mod tests {
         assert_eq!((c[0].line, c[1].line), (2, 3));
         assert_eq!((j[0].line, j[1].line), (1, 3));
     }
-}
-
-/// Parses an invalidity or effective date: `YYYY-MM-DD` (00:00 UTC) or
-/// `YYYY-MM-DDTHH:MM[:SS]` (UTC).
-pub fn parse_invalidity(s: &str) -> std::result::Result<chrono::NaiveDateTime, String> {
-    parse_birth_datetime(s)
-        .or_else(|_| parse_date(s).map(|d| d.and_time(chrono::NaiveTime::MIN)))
-        .map_err(|_| {
-            format!("{s:?} is not a date (YYYY-MM-DD) or date and time (YYYY-MM-DDTHH:MM) in UTC")
-        })
 }

@@ -16,7 +16,7 @@ use crate::storage::models::{BatchEntryRow, CardRow, CertificateRow, IdentityRow
 use crate::storage::schema::issuance_batch_entries;
 use crate::storage::{Db, StorageError, WriteTx};
 use crate::x509::{csr, name};
-use crate::{blocked_keys, cards, certificates, registry, with_conn};
+use crate::{blocked_keys, certificates, with_conn};
 use chrono::{DateTime, Months, NaiveDate, NaiveTime, SubsecRound, Utc};
 use der::Encode;
 use diesel::prelude::*;
@@ -221,9 +221,9 @@ pub fn plan_chunk(
 ) -> Result<PlannedChunk> {
     let now = ca.clock.now().trunc_subsecs(0);
     let card_numbers: HashSet<String> = inputs.iter().map(|i| i.card_number.clone()).collect();
-    let cards = cards::find_many(&mut ca.db, &card_numbers)?;
+    let cards = crate::lookup::cards(&mut ca.db, &card_numbers)?;
     let holder_keys: HashSet<String> = cards.values().map(|c| c.holder_key.clone()).collect();
-    let holders = registry::find_many(&mut ca.db, &holder_keys)?;
+    let holders = crate::lookup::identities(&mut ca.db, &holder_keys)?;
     let live = certificates::live_for_cards(&mut ca.db, &card_numbers)?;
     let key_hashes: Vec<Option<String>> = inputs
         .iter()
@@ -514,7 +514,7 @@ pub(crate) fn build_card_certificate(
 /// Issues one certificate; any refusal is an error.
 pub fn issue_one(ca: &mut Ca, input: IssueInput) -> Result<CertificateRow> {
     ca.keys.require_passphrase()?;
-    let card = cards::find(&mut ca.db, &input.card_number)?;
+    let card = crate::lookup::card(&mut ca.db, &input.card_number)?;
     let kind = card.kind;
     let issuers = Issuers::load(ca, &[kind])?;
     let options = ChunkOptions {
@@ -524,11 +524,27 @@ pub fn issue_one(ca: &mut Ca, input: IssueInput) -> Result<CertificateRow> {
     let planned = plan_chunk(ca, &issuers, vec![input], &mut Claims::new())?;
     let minted = mint_chunk(&ca.config, &issuers, planned, options);
     let actor = ca.actor.clone();
-    let (_, outcome) = commit_chunk(&mut ca.db, &actor, minted, options)
+    let (input, outcome) = commit_chunk(&mut ca.db, &actor, minted, options)
         .pop()
         .expect("one input, one outcome");
     match outcome {
         Outcome::Issued(row) | Outcome::AlreadyIssued(row) => Ok(row),
+        // The commit failed. Most likely another request (a second `issue`,
+        // a batch) stored a certificate of this card and usage after this
+        // one's checks: the index of one live certificate per card and
+        // usage refused this one. Say so, with the winner's serial.
+        Outcome::Rejected(CaError::NotStored(message)) => {
+            let cards = HashSet::from([input.card_number.clone()]);
+            let live = certificates::live_for_cards(&mut ca.db, &cards)?;
+            Err(match live.get(&(input.card_number.clone(), input.usage)) {
+                Some(winner) => CaError::IssuedMeanwhile {
+                    card: input.card_number,
+                    usage: input.usage,
+                    serial: winner.serial.clone(),
+                },
+                None => CaError::NotStoredOne(message),
+            })
+        }
         Outcome::Rejected(e) => Err(e),
     }
 }

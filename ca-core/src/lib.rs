@@ -56,6 +56,7 @@ pub mod events;
 pub mod feed;
 pub mod input;
 pub mod keys;
+pub mod lookup;
 pub mod policy;
 pub mod registry;
 pub mod storage;

@@ -174,9 +174,9 @@ impl Scope {
     pub fn check_exists(&self, db: &mut Db) -> Result<()> {
         match self {
             Scope::Serial(s) => crate::certificates::find(db, s).map(|_| ()),
-            Scope::Card(c) | Scope::CardMobile(c) => crate::cards::find(db, c).map(|_| ()),
+            Scope::Card(c) | Scope::CardMobile(c) => crate::lookup::card(db, c).map(|_| ()),
             Scope::Holder(h) | Scope::HolderResidence(h) => {
-                crate::registry::find(db, h).map(|_| ())
+                crate::lookup::identity(db, h).map(|_| ())
             }
         }
     }
@@ -323,8 +323,8 @@ fn write(
 /// held pending activation.
 pub fn activate(ca: &mut Ca, card_number: &str) -> Result<Vec<CertificateRow>> {
     let now = ca.clock.now();
-    let card = crate::cards::find(&mut ca.db, card_number)?;
-    let holder = crate::registry::find(&mut ca.db, &card.holder_key)?;
+    let card = crate::lookup::card(&mut ca.db, card_number)?;
+    let holder = crate::lookup::identity(&mut ca.db, &card.holder_key)?;
     crate::eligibility::for_activation(&holder, &card, now).map_err(|reason| {
         CaError::NotEligible {
             card: card_number.to_string(),

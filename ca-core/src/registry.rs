@@ -8,12 +8,12 @@ use crate::domain::AuditAction;
 use crate::domain::{Gender, IdentityStatus, RegistrationAuthority};
 use crate::error::{CaError, Result};
 use crate::input::{self, FieldReader, Format};
+use crate::storage::db_time;
 use crate::storage::models::IdentityRow;
 use crate::storage::schema::identities;
-use crate::storage::{db_time, Db};
 use crate::with_conn;
 use diesel::prelude::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 /// The columns of a registry extract.
@@ -155,19 +155,6 @@ pub fn parse_file(
     Ok(rows)
 }
 
-fn load_existing(db: &mut Db, keys: &[String]) -> Result<HashMap<String, IdentityRow>> {
-    let mut out = HashMap::new();
-    for chunk in keys.chunks(500) {
-        let rows: Vec<IdentityRow> = with_conn!(db, c => identities::table
-            .filter(identities::registry_key.eq_any(chunk))
-            .select(IdentityRow::as_select())
-            .load(c))
-        .map_err(crate::storage::StorageError::from)?;
-        out.extend(rows.into_iter().map(|r| (r.registry_key.clone(), r)));
-    }
-    Ok(out)
-}
-
 /// Imports an extract: all of it, or (on any error) none of it.
 pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<ImportSummary> {
     let now = db_time(ca.clock.now());
@@ -180,7 +167,7 @@ pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<ImportSummary>
     let source = path.display().to_string();
     ca.db.write(&ca.actor, ca.clock.now(), |tx| {
         let keys: Vec<String> = rows.iter().map(|r| r.registry_key.clone()).collect();
-        let existing = load_existing(tx.db, &keys)?;
+        let existing = crate::lookup::identities_by_key(tx.db, &keys)?;
         let mut summary = ImportSummary {
             total: rows.len(),
             ..Default::default()
@@ -257,17 +244,4 @@ fn status_event(
     let checked = crate::events::check(event, tx.at().and_utc())?;
     crate::requests::record_in(tx, &checked, &raw, source)?;
     Ok(())
-}
-
-/// One identity by its registry key.
-pub fn find(db: &mut Db, key: &str) -> Result<IdentityRow> {
-    with_conn!(db, c => identities::table.find(key).select(IdentityRow::as_select()).first(c).optional())
-        .map_err(crate::storage::StorageError::from)?
-        .ok_or_else(|| CaError::UnknownIdentity(key.to_string()))
-}
-
-/// Identities by key, for bulk checks.
-pub fn find_many(db: &mut Db, keys: &HashSet<String>) -> Result<HashMap<String, IdentityRow>> {
-    let keys: Vec<String> = keys.iter().cloned().collect();
-    load_existing(db, &keys)
 }

@@ -372,7 +372,7 @@ fn plan_page(
         return Ok(Vec::new());
     };
     let card_numbers: HashSet<String> = groups.iter().map(|g| g.card.clone()).collect();
-    let cards = crate::cards::find_many(&mut ca.db, &card_numbers)?;
+    let cards = crate::lookup::cards(&mut ca.db, &card_numbers)?;
     let card_list: Vec<String> = card_numbers.into_iter().collect();
     let existing = existing_keys(&mut ca.db, &card_list, first.not_after, last.not_after)?;
     // (group, card, end, offset) of the reminders still to decide.
@@ -399,7 +399,7 @@ fn plan_page(
         return Ok(Vec::new());
     }
     let holders: HashSet<String> = todo.iter().map(|t| t.1.holder_key.clone()).collect();
-    let holders = crate::registry::find_many(&mut ca.db, &holders)?;
+    let holders = crate::lookup::identities(&mut ca.db, &holders)?;
     let texts = Texts {
         kiosk_url: &ca.config.reminders.kiosk_url,
     };
@@ -904,7 +904,7 @@ pub struct PostalEntry {
 pub fn postal(db: &mut Db, limit: i64) -> Result<Vec<PostalEntry>> {
     let rows = list(db, Some(State::Postal), limit)?;
     let keys: HashSet<String> = rows.iter().map(|r| r.holder_key.clone()).collect();
-    let holders = crate::registry::find_many(db, &keys)?;
+    let holders = crate::lookup::identities(db, &keys)?;
     Ok(rows
         .into_iter()
         .map(|r| {

@@ -25,7 +25,7 @@ use crate::lifecycle::{self, Transition};
 use crate::storage::models::CertificateRow;
 use crate::storage::schema::certificates;
 use crate::storage::StorageError;
-use crate::{cards, certificates as certs, registry, with_conn};
+use crate::{certificates as certs, with_conn};
 use chrono::SubsecRound;
 use diesel::prelude::*;
 use std::collections::HashSet;
@@ -82,8 +82,8 @@ fn current(ca: &mut Ca, card: &str, usage: Usage) -> Result<CertificateRow> {
 pub fn renew(ca: &mut Ca, card_number: &str, usage: Usage, csr_der: Vec<u8>) -> Result<Renewal> {
     ca.keys.require_passphrase()?;
     let now = ca.clock.now().trunc_subsecs(0);
-    let card = cards::find(&mut ca.db, card_number)?;
-    let holder = registry::find(&mut ca.db, &card.holder_key)?;
+    let card = crate::lookup::card(&mut ca.db, card_number)?;
+    let holder = crate::lookup::identity(&mut ca.db, &card.holder_key)?;
     crate::eligibility::for_activation(&holder, &card, now)
         .map_err(|reason| refused(card_number, reason))?;
     let input = IssueInput {

@@ -11,7 +11,7 @@
 //!   with its status changes and audit records in one transaction, and
 //!   remembers the change-feed position of its last change: a status
 //!   service has published it once it has read the feed that far
-//!   ([`crate::sla`]). Two executors never execute a request twice: the
+//!   (the SLA report, module `sla`). Two executors never execute a request twice: the
 //!   state is re-read inside the serialised write transaction.
 
 use crate::ca::Ca;
@@ -197,11 +197,11 @@ pub(crate) fn record_in(
 /// The card, holder and new card an event names must exist and agree.
 fn check_references(db: &mut Db, event: &Event) -> Result<()> {
     let holder = match &event.holder {
-        Some(h) => Some(crate::registry::find(db, h)?),
+        Some(h) => Some(crate::lookup::identity(db, h)?),
         None => None,
     };
     if let Some(card) = &event.card {
-        let card = crate::cards::find(db, card)?;
+        let card = crate::lookup::card(db, card)?;
         if let Some(holder) = &holder {
             if card.holder_key != holder.registry_key {
                 return Err(CaError::Event {
@@ -215,7 +215,7 @@ fn check_references(db: &mut Db, event: &Event) -> Result<()> {
         }
     }
     if let Some(new_card) = &event.new_card {
-        let new_card = crate::cards::find(db, new_card)?;
+        let new_card = crate::lookup::card(db, new_card)?;
         if Some(&new_card.card_number) == event.card.as_ref() {
             return Err(CaError::Event {
                 id: event.id.clone(),
@@ -431,7 +431,7 @@ fn set_identity_status(
     context: &serde_json::Value,
 ) -> Result<()> {
     let now = tx.at();
-    let old = crate::registry::find(tx.db, holder)?;
+    let old = crate::lookup::identity(tx.db, holder)?;
     if old.status == status {
         return Ok(());
     }

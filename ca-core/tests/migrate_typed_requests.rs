@@ -84,7 +84,10 @@ fn check_migrated(db: &mut Db) {
     assert_eq!(r.feed_position, Some(7));
     assert_eq!(r.crl_published_at, Some(t("2026-11-20T10:01:00")));
     let r = &rows[1];
-    assert_eq!((r.change, r.reason, r.invalidity_date), (RequestKind::Revoke, None, None));
+    assert_eq!(
+        (r.change, r.reason, r.invalidity_date),
+        (RequestKind::Revoke, None, None)
+    );
     let r = &rows[2];
     assert_eq!(
         (r.change, r.suspension_cause, r.identity_status),
@@ -96,7 +99,12 @@ fn check_migrated(db: &mut Db) {
     );
     let r = &rows[3];
     assert_eq!(
-        (r.change, r.suspension_cause, r.after_card.as_deref(), r.due_at),
+        (
+            r.change,
+            r.suspension_cause,
+            r.after_card.as_deref(),
+            r.due_at
+        ),
         (
             RequestKind::Resume,
             Some(SuspensionCause::IdentitySuspended),
@@ -107,7 +115,11 @@ fn check_migrated(db: &mut Db) {
     let r = &rows[4];
     assert_eq!(
         (r.change, r.identity_status, r.suspension_cause),
-        (RequestKind::IdentityStatus, Some(IdentityStatus::Inactive), None)
+        (
+            RequestKind::IdentityStatus,
+            Some(IdentityStatus::Inactive),
+            None
+        )
     );
     assert_eq!(r.due_at, Some(t("2026-11-21T00:00:00")));
 
@@ -125,7 +137,10 @@ fn check_migrated(db: &mut Db) {
     let refused = with_conn!(db, c => c.batch_execute(
         "INSERT INTO revocation_requests (id, change, scope, target, received_at, state) \
          VALUES ('bad', 'suspend', 'holder', 'MC1', '2026-11-20 10:00:00', 'pending')"));
-    assert!(refused.is_err(), "a suspend request without a cause was stored");
+    assert!(
+        refused.is_err(),
+        "a suspend request without a cause was stored"
+    );
 }
 
 #[test]

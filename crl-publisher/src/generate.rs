@@ -16,10 +16,10 @@
 //! it left the list (resumed, activated, expired). Applying the delta to its
 //! base gives exactly what a complete CRL made at the same time would list.
 
-use crate::encode::{self, CrlDer, CrlExtensions, CrlWriter, EntryData};
+use crate::encode::{self, CrlExtensions, CrlWriter, EntryData};
 use crate::entries::{self, ListedRow, Selection};
 use crate::error::{CrlError, Result};
-use crate::publish::{self, Outcome};
+use crate::publish::{self, Generated, Outcome};
 use crate::scan;
 use crate::schedule::Settings;
 use crate::scope::{Kind, Scope};
@@ -28,28 +28,11 @@ use ca_core::authority::{self, Authority};
 use ca_core::storage::models::AuthorityRow;
 use ca_core::storage::Db;
 use ca_core::Ca;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use der::Encode;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
-
-/// A signed CRL not yet published.
-#[derive(Debug, Clone)]
-pub struct Generated {
-    pub scope: Scope,
-    pub number: i64,
-    pub base_number: Option<i64>,
-    pub this_update: DateTime<Utc>,
-    pub next_update: DateTime<Utc>,
-    pub expiry_cutoff: Option<NaiveDateTime>,
-    pub feed_position: i64,
-    pub entries: u64,
-    pub der: CrlDer,
-    pub sha256: String,
-    /// Time spent reading, encoding and signing.
-    pub elapsed: std::time::Duration,
-}
 
 /// A CRL that was published, with its bytes (for serving).
 #[derive(Debug, Clone)]

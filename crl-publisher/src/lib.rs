@@ -72,6 +72,7 @@ pub mod service;
 pub mod state;
 
 pub use error::{CrlError, Result};
-pub use generate::{Generated, Publisher};
+pub use generate::Publisher;
+pub use publish::Generated;
 pub use schedule::Settings;
 pub use scope::{Kind, Scope};

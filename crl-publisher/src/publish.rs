@@ -12,16 +12,35 @@
 //!
 //! A reader of the directory sees the old file or the new one, whole.
 
+use crate::encode::CrlDer;
 use crate::error::{CrlError, Result};
-use crate::generate::Generated;
 use crate::scan;
+use crate::scope::Scope;
 use crate::state::{self, Record};
 use ca_core::domain::AuditAction;
 use ca_core::storage::db_time;
 use ca_core::Ca;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
+
+/// A signed CRL not yet published.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub scope: Scope,
+    pub number: i64,
+    pub base_number: Option<i64>,
+    pub this_update: DateTime<Utc>,
+    pub next_update: DateTime<Utc>,
+    pub expiry_cutoff: Option<NaiveDateTime>,
+    pub feed_position: i64,
+    pub entries: u64,
+    pub der: CrlDer,
+    pub sha256: String,
+    /// Time spent reading, encoding and signing.
+    pub elapsed: std::time::Duration,
+}
 
 /// What happened to a signed CRL.
 #[derive(Debug, Clone)]

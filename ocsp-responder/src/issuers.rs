@@ -26,7 +26,7 @@ pub struct Responder {
     pub serial: String,
     pub authority: String,
     pub cert_der: Vec<u8>,
-    /// The `certs` field of its responses (see `response::certs_field`).
+    /// The `certs` field of its responses (see `der_header::certs_field`).
     pub certs_field: Vec<u8>,
     /// SHA-1 of the responder's public key (ResponderID byKey).
     pub key_hash: [u8; 20],
@@ -176,7 +176,7 @@ pub fn responder_from(
     Ok(Responder {
         serial: serial.to_string(),
         authority: authority.to_string(),
-        certs_field: crate::response::certs_field(&cert_der),
+        certs_field: crate::der_header::certs_field(&cert_der),
         cert_der,
         key_hash: sha1::Sha1::digest(&key_bits).into(),
         signature_algorithm_der: algorithm.identifier().to_der().map_err(|e| {
@@ -305,18 +305,9 @@ fn pick_responder(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::testutil::Fixture;
-
-    /// A real responder (the identity-card CA's) of the shared fixture.
-    pub fn test_responder() -> Arc<Responder> {
-        Fixture::shared()
-            .issuers
-            .by_name("identity-card-ca")
-            .and_then(|i| i.responder.clone())
-            .expect("fixture has a responder")
-    }
 
     #[test]
     fn loads_the_three_authorities_with_their_responders() {

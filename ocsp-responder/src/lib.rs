@@ -14,6 +14,7 @@
 //! | --- | --- |
 //! | [`request`] | DER / GET-path decoding of requests, limits (CertIDs, nonce length) |
 //! | [`response`] | building and signing `BasicOCSPResponse`s, error responses |
+//! | [`der_header`] | DER tags and lengths written by hand to assemble signed answers from parts |
 //! | [`issuers`] | the CAs served (CertID hashes) and their delegated responders (keys opened from the responder key store only) |
 //! | [`store`] | the in-memory statuses and pre-signed responses; the bounded on-demand cache |
 //! | [`source`] | the [`source::Source`] trait the HTTP layer calls, and [`source::MemorySource`] |
@@ -62,8 +63,9 @@
 //! | `--log-level L` | `OCSP_LOG` | `info` | error, warn, info, debug |
 //! | `--instance NAME` | `OCSP_INSTANCE` | `<hostname>-<pid>` | this responder's name in the publication marks (`ocsp_publications`) |
 //!
-//! The clock is `ca_core::clock::from_env` (`PKI_FAKE_NOW` for tests).
+//! The clock is `ca_core::clock::from_env` (`PKI_FAKE_NOW` in test builds only).
 
+pub mod der_header;
 pub mod http;
 pub mod issuers;
 pub mod metrics;

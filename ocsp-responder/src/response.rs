@@ -11,6 +11,7 @@
 //! signed, so this costs one copy of about 1.1 KB per answer instead of
 //! 800 bytes of memory per pre-signed response.
 
+use crate::der_header::{header_len, push_header};
 use crate::issuers::Responder;
 use crate::request::{HashAlg, Serial};
 use ca_core::domain::Reason;
@@ -203,47 +204,6 @@ const OID_BASIC: [u8; 11] = [
     0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01,
 ];
 
-fn header_len(len: usize) -> usize {
-    match len {
-        0..=0x7f => 2,
-        0x80..=0xff => 3,
-        0x100..=0xffff => 4,
-        0x1_0000..=0xff_ffff => 5,
-        _ => 6,
-    }
-}
-
-fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
-    out.push(tag);
-    match len {
-        0..=0x7f => out.push(len as u8),
-        0x80..=0xff => out.extend_from_slice(&[0x81, len as u8]),
-        0x100..=0xffff => out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]),
-        0x1_0000..=0xff_ffff => {
-            out.extend_from_slice(&[0x83, (len >> 16) as u8, (len >> 8) as u8, len as u8])
-        }
-        _ => out.extend_from_slice(&[
-            0x84,
-            (len >> 24) as u8,
-            (len >> 16) as u8,
-            (len >> 8) as u8,
-            len as u8,
-        ]),
-    }
-}
-
-/// `[0] EXPLICIT SEQUENCE OF Certificate` holding one certificate: the
-/// `certs` field of every response a responder signs.
-pub fn certs_field(cert_der: &[u8]) -> Vec<u8> {
-    let seq_len = cert_der.len();
-    let inner = header_len(seq_len) + seq_len;
-    let mut out = Vec::with_capacity(header_len(inner) + inner);
-    push_header(&mut out, 0xa0, inner);
-    push_header(&mut out, 0x30, seq_len);
-    out.extend_from_slice(cert_der);
-    out
-}
-
 /// Builds and signs a response.
 pub fn sign(
     responder: &Arc<Responder>,
@@ -317,7 +277,7 @@ pub fn error_response(status: OcspResponseStatus) -> &'static [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::issuers::tests::test_responder;
+    use crate::testutil::test_responder;
     use const_oid::db::rfc6960::ID_PKIX_OCSP_BASIC;
     use der::Decode;
     use x509_ocsp::{BasicOcspResponse, OcspResponse};

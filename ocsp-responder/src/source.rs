@@ -423,7 +423,7 @@ mod tests {
 
     /// A time inside the fixture's responder validity.
     fn now() -> i64 {
-        crate::issuers::tests::test_responder().not_before + 1000
+        crate::testutil::test_responder().not_before + 1000
     }
 
     fn setup(policy_nonce: bool) -> (MemorySource, FixedClock) {

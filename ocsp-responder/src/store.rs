@@ -287,8 +287,8 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::issuers::tests::test_responder;
     use crate::response::{canonical_cert_id, sign, SingleAnswer, Times};
+    use crate::testutil::test_responder;
 
     fn signed(next_update: i64) -> Arc<Signed> {
         let responder = test_responder();

@@ -61,3 +61,12 @@ impl Fixture {
         Ca::open(self.config.clone(), Arc::new(SystemClock), "unit-test").expect("open CA")
     }
 }
+
+/// A real responder (the identity-card CA's) of the shared fixture.
+pub fn test_responder() -> std::sync::Arc<crate::issuers::Responder> {
+    Fixture::shared()
+        .issuers
+        .by_name("identity-card-ca")
+        .and_then(|i| i.responder.clone())
+        .expect("fixture has a responder")
+}

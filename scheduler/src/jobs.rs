@@ -131,6 +131,8 @@ pub struct Output {
     pub sla: Option<SlaSummary>,
     /// Reminders by outbox state, read after the `reminders` and `mail` jobs.
     pub outbox: Option<BTreeMap<String, u64>>,
+    /// Days left of each authority's OCSP responder certificate (`sla` job).
+    pub responders: Option<Vec<(String, f64)>>,
 }
 
 impl Output {
@@ -139,6 +141,7 @@ impl Output {
             report,
             sla: None,
             outbox: None,
+            responders: None,
         }
     }
 }
@@ -223,12 +226,18 @@ pub fn run_job(job: Job, ca: &mut Ca) -> Result<Output, JobError> {
             let stamped = ca_core::sla::stamp_publications(&mut ca.db)?;
             let now = ca.clock.now();
             let summary = ca_core::sla::summary(&mut ca.db, now)?;
+            let responders = ca_core::authority::responder_days_left(&mut ca.db, now)?;
             let mut report = serde_json::json!({ "stamped": stamped });
             report["summary"] = serde_json::to_value(&summary)?;
+            report["responder_days_left"] = serde_json::json!(responders
+                .iter()
+                .map(|(name, days)| (name.clone(), *days))
+                .collect::<BTreeMap<_, _>>());
             Ok(Output {
                 report,
                 sla: Some(summary),
                 outbox: None,
+                responders: Some(responders),
             })
         }
     }
@@ -257,6 +266,7 @@ pub struct Snapshot {
     pub jobs: Vec<(Job, JobStats)>,
     pub sla: Option<SlaSummary>,
     pub outbox: Option<BTreeMap<String, u64>>,
+    pub responders: Option<Vec<(String, f64)>>,
 }
 
 /// The bookkeeping of every job.
@@ -265,6 +275,7 @@ pub struct Stats {
     jobs: Mutex<[JobStats; 5]>,
     sla: Mutex<Option<SlaSummary>>,
     outbox: Mutex<Option<BTreeMap<String, u64>>>,
+    responders: Mutex<Option<Vec<(String, f64)>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -317,6 +328,9 @@ impl Stats {
             if let Some(outbox) = &out.outbox {
                 *lock(&self.outbox) = Some(outbox.clone());
             }
+            if let Some(responders) = &out.responders {
+                *lock(&self.responders) = Some(responders.clone());
+            }
         }
     }
 
@@ -329,6 +343,7 @@ impl Stats {
                 .collect(),
             sla: lock(&self.sla).clone(),
             outbox: lock(&self.outbox).clone(),
+            responders: lock(&self.responders).clone(),
         }
     }
 }
@@ -548,6 +563,7 @@ mod tests {
                 report: serde_json::json!({"stamped": 2}),
                 sla: Some(summary),
                 outbox: None,
+                responders: Some(vec![("root".into(), 12.5)]),
             }),
         );
         stats.finished(

@@ -229,6 +229,15 @@ pub fn render_metrics(s: &Snapshot, db_up: bool) -> String {
             let _ = writeln!(out, "pki_reminders{{state=\"{state}\"}} {n}");
         }
     }
+    if let Some(responders) = &s.responders {
+        out.push_str("# HELP pki_ocsp_responder_days_left Days before the current OCSP responder certificate of each authority expires (pki-admin worker replaces it ahead), from the last sla run.\n# TYPE pki_ocsp_responder_days_left gauge\n");
+        for (authority, days) in responders {
+            let _ = writeln!(
+                out,
+                "pki_ocsp_responder_days_left{{authority=\"{authority}\"}} {days:.3}"
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "# HELP pki_scheduler_database_up 1 when the database answered the last check.\n# TYPE pki_scheduler_database_up gauge\npki_scheduler_database_up {}",
@@ -266,6 +275,7 @@ mod tests {
                 oldest_unfinished_seconds: 77,
             }),
             outbox: Some([("pending".to_string(), 5)].into_iter().collect()),
+            responders: Some(vec![("identity-card-ca".to_string(), 1.25)]),
         };
         let text = render_metrics(&snapshot, true);
         for line in [
@@ -280,6 +290,7 @@ mod tests {
             "pki_revocation_requests_total 9",
             "pki_revocation_oldest_unfinished_seconds 77",
             "pki_reminders{state=\"pending\"} 5",
+            "pki_ocsp_responder_days_left{authority=\"identity-card-ca\"} 1.250",
             "pki_scheduler_database_up 1",
         ] {
             assert!(

@@ -144,6 +144,16 @@ impl TestEnv {
     /// for health).
     #[track_caller]
     pub fn spawn_responder(&self, extra: &[&str]) -> RunningResponder {
+        self.spawn_responder_with(extra, |_| {})
+    }
+
+    /// [`TestEnv::spawn_responder`] with a command tweak (e.g. `PKI_FAKE_NOW`).
+    #[track_caller]
+    pub fn spawn_responder_with(
+        &self,
+        extra: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> RunningResponder {
         let log = self.path(&format!("ocsp-responder-{}.log", unique_suffix()));
         let mut cmd = Command::new(ocsp_responder_bin());
         for (key, _) in std::env::vars_os() {
@@ -161,6 +171,7 @@ impl TestEnv {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&log).expect("create responder log"));
+        tweak(&mut cmd);
         let mut child = cmd.spawn().expect("start ocsp-responder");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();

@@ -6,9 +6,10 @@
 //! the exit code 0 and that no child process is left.
 //!
 //! * On the embedded default (no configuration at all, SQLite, demo
-//!   passphrase files), every command of its "Try" block is run as printed
-//!   (the `openssl ocsp` ones until they give the answer their comment
-//!   announces), and the certificates' OCSP and CRL URLs answer.
+//!   passphrase files), its "Try" block is run as printed, all at once as
+//!   one shell script (as pasted into a terminal): every command succeeds
+//!   and every `openssl ocsp` and CRL line gives, the first time, the answer
+//!   its comment announces; the certificates' OCSP and CRL URLs answer.
 //! * On a configured database (SQLite and PostgreSQL, this harness's
 //!   pki.toml), with ports chosen by the services (`127.0.0.1:0`).
 
@@ -342,17 +343,48 @@ fn expected_answer(comment: &str) -> (String, Option<String>) {
     (status, reason)
 }
 
-/// Runs one command of the Try block (after the `export` lines) in `cwd`.
-fn shell(cwd: &Path, exports: &[String], line: &str) -> std::process::Output {
-    let script = format!("set -e\n{}\n{line}\n", exports.join("\n"));
-    let mut cmd = Command::new("sh");
+/// Runs the Try block in `cwd` as one shell script, as if pasted at once
+/// into a terminal (no `set -e`), at most 5 minutes; returns, per line
+/// index, what the line printed (stdout and stderr) and its exit status.
+fn paste(cwd: &Path, block: &[String]) -> std::collections::HashMap<usize, (String, i32)> {
+    let mut script = String::from("exec 2>&1\n");
+    for (i, line) in block.iter().enumerate() {
+        script.push_str(&format!(
+            "echo '@@@ begin {i}'\n{line}\necho \"@@@ end {i} $?\"\n"
+        ));
+    }
+    let mut cmd = Command::new("timeout");
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PKI_") {
             cmd.env_remove(key);
         }
     }
-    cmd.arg("-c").arg(script).current_dir(cwd);
-    output_of(&mut cmd, "sh -c")
+    cmd.args(["300", "sh", "-c"]).arg(&script).current_dir(cwd);
+    let out = output_of(&mut cmd, "sh -c (the Try block)");
+    let text = stdout_str(&out);
+    let mut results = std::collections::HashMap::new();
+    let mut current: Option<(usize, String)> = None;
+    for l in text.lines() {
+        if let Some(i) = l.strip_prefix("@@@ begin ") {
+            current = Some((i.parse().expect("line index"), String::new()));
+        } else if let Some(rest) = l.strip_prefix("@@@ end ") {
+            let (i, rc) = rest.split_once(' ').expect("index and status");
+            let (_, output) = current.take().unwrap_or_default();
+            results.insert(
+                i.parse().expect("line index"),
+                (output, rc.parse().expect("exit status")),
+            );
+        } else if let Some((_, output)) = current.as_mut() {
+            output.push_str(l);
+            output.push('\n');
+        }
+    }
+    assert!(
+        out.status.success() || !results.is_empty(),
+        "{}",
+        describe("sh -c (the Try block)", &out)
+    );
+    results
 }
 
 /// The embedded default: no configuration, no passphrase; the demo writes
@@ -383,59 +415,57 @@ fn run_all_on_the_embedded_default() {
     assert!(cwd.join("pki-data/pki.toml").exists(), "{}", r.shown());
     all_healthy(&r);
 
-    // Every suggested command, as printed.
+    // Every suggested command, as printed, pasted all at once: one shell
+    // script, no pause and no retry between the commands. Each answer must
+    // be the one its comment announces the first time it is asked.
     let block = r.try_block();
     assert!(block.len() > 10, "{block:?}");
-    let mut exports = Vec::new();
+    let pasted = paste(&cwd, &block);
     let mut asked = 0;
-    for line in &block {
+    for (i, line) in block.iter().enumerate() {
         if line.starts_with('#') {
             continue;
         }
-        if line.starts_with("export ") {
-            exports.push(line.clone());
-            continue;
-        }
+        let (output, rc) = pasted
+            .get(&i)
+            .unwrap_or_else(|| panic!("no output for line {i} `{line}`\n{}", r.shown()));
+        let shown = || format!("$ {line}\nexit {rc}\n{output}\n{}", r.shown());
+        assert_eq!(*rc, 0, "a suggested command failed\n{}", shown());
         let (command, comment) = match line.split_once("    # ") {
             Some((c, comment)) => (c.trim(), Some(comment)),
             None => (line.as_str(), None),
         };
-        if command.starts_with("openssl ocsp") {
+        if command.contains("openssl ocsp") {
             let (status, reason) = expected_answer(comment.expect("an answer announced"));
-            // The responder follows the database within about 200 ms.
-            let deadline = Instant::now() + StdDuration::from_secs(10);
-            loop {
-                let out = shell(&cwd, &exports, command);
-                let text = format!("{}{}", stdout_str(&out), stderr_str(&out));
-                let status_ok = text.lines().any(|l| l.ends_with(&format!(": {status}")));
-                let reason_ok = reason
-                    .as_ref()
-                    .is_none_or(|r| text.contains(&format!("Reason: {r}")));
-                if out.status.success()
-                    && text.contains("Response verify OK")
-                    && status_ok
-                    && reason_ok
-                {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "`{command}` does not say {status} {reason:?}\n{}\n{}",
-                    describe(command, &out),
-                    r.shown()
-                );
-                std::thread::sleep(StdDuration::from_millis(200));
-            }
+            let status_ok = output.lines().any(|l| l.ends_with(&format!(": {status}")));
+            let reason_ok = reason
+                .as_ref()
+                .is_none_or(|r| output.contains(&format!("Reason: {r}")));
+            assert!(
+                output.contains("Response verify OK") && status_ok && reason_ok,
+                "`{command}` does not say {status} {reason:?}\n{}",
+                shown()
+            );
+            // Never the answer for a serial the responder has not seen yet.
+            assert!(
+                !output.contains("1970"),
+                "a never-issued answer\n{}",
+                shown()
+            );
             asked += 1;
-            continue;
+        } else if let Some(comment) = comment {
+            // The CRL entry of the revoked card certificate.
+            assert!(
+                output.contains(comment.trim()),
+                "no {comment:?}\n{}",
+                shown()
+            );
+            assert!(
+                output.contains("Serial Number: "),
+                "no CRL entry\n{}",
+                shown()
+            );
         }
-        let out = shell(&cwd, &exports, command);
-        assert!(
-            out.status.success(),
-            "a suggested command failed\n{}\n{}",
-            describe(command, &out),
-            r.shown()
-        );
     }
     assert_eq!(asked, 4, "{block:?}");
 

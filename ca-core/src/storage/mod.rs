@@ -8,11 +8,12 @@
 //! (diesel's `MultiConnection` derive cannot express multi-row inserts,
 //! `RETURNING` or binary and boolean columns, all of which are needed here.)
 
+pub mod chain;
 pub mod models;
 pub mod schema;
 
-use crate::audit::{self, PendingAudit};
 use crate::domain::AuditAction;
+use chain::PendingAudit;
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
@@ -147,7 +148,7 @@ impl Db {
         }
         .map_err(StorageError::from)?;
         let result = (|| {
-            let head = audit::lock_head(self)?;
+            let head = chain::lock_head(self)?;
             let mut tx = WriteTx {
                 head_seq: head.seq,
                 db: self,
@@ -157,7 +158,7 @@ impl Db {
             };
             let value = f(&mut tx)?;
             let pending = std::mem::take(&mut tx.pending);
-            audit::append(self, head, pending).map_err(E::from)?;
+            chain::append(self, head, pending).map_err(E::from)?;
             Ok(value)
         })();
         match result {
