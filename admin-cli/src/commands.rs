@@ -223,8 +223,7 @@ pub fn init(ca: &mut Ca) -> anyhow::Result<ExitCode> {
         );
     }
     // The hierarchy is committed: a file that cannot be written is only
-    // reported (the command that writes them again is `demo`, or `ca list
-    // --json`).
+    // reported (the certificates are also in `ca list --json`).
     match write_ca_certificates(ca) {
         Ok((dir, names)) => outln!(
             "CA certificates in {}: {}",

@@ -359,11 +359,9 @@ fn print_hints(h: &Hints<'_>) {
         )
     };
     let ask = |cert: &str| ask_of("identity-card-ca", cert);
-    // A new card number each run, so that the commands can be run again.
-    let card = format!(
-        "ID9{:08}",
-        chrono::Utc::now().timestamp().rem_euclid(100_000_000)
-    );
+    // A new card number each time the commands are pasted (the shell's
+    // clock), so that they can be pasted again.
+    let card = "$card";
     let expires = h
         .today
         .checked_add_months(chrono::Months::new(120))
@@ -400,6 +398,7 @@ fn print_hints(h: &Hints<'_>) {
         outln!("  {}    # good", ask_of(issuer, &t("demo.pem")));
     }
     outln!("  # a new card: its certificate, on hold until the holder activates it");
+    outln!("  card=ID9$(date +%s | cut -c 3-10)");
     outln!(
         "  {admin} card add --number {card} --kind identity --holder MC00000001 --issued {} --expires {expires}",
         h.today
