@@ -226,10 +226,10 @@ fn status_event(
     source: &str,
 ) -> Result<()> {
     use crate::events::EventKind;
-    let kind = match (old.status.as_str(), new.status.as_str()) {
-        (_, "suspended") => EventKind::IdentitySuspended,
-        (_, "inactive") => EventKind::IdentityInactive,
-        ("suspended", "active") => EventKind::IdentityReactivated,
+    let kind = match (old.status, new.status) {
+        (_, IdentityStatus::Suspended) => EventKind::IdentitySuspended,
+        (_, IdentityStatus::Inactive) => EventKind::IdentityInactive,
+        (IdentityStatus::Suspended, IdentityStatus::Active) => EventKind::IdentityReactivated,
         _ => return Ok(()),
     };
     let raw = serde_json::json!({

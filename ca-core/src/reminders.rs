@@ -216,7 +216,7 @@ fn candidates_page(
     use certificates::dsl as c;
     let rows = match after {
         None => with_conn!(db, conn => c::certificates
-            .filter(c::status.eq("active"))
+            .filter(c::status.eq(crate::domain::CertStatus::Active))
             .filter(c::not_after.gt(from))
             .filter(c::not_after.le(until))
             .filter(c::card_number.is_not_null())
@@ -225,7 +225,7 @@ fn candidates_page(
             .select((c::serial, c::card_number, c::not_after, c::usage))
             .load::<Candidate>(conn)),
         Some((na, card)) => with_conn!(db, conn => c::certificates
-            .filter(c::status.eq("active"))
+            .filter(c::status.eq(crate::domain::CertStatus::Active))
             .filter(c::not_after.ge(*na))
             .filter(c::not_after.le(until))
             .filter(c::not_after.gt(*na).or(c::card_number.gt(card)))

@@ -43,18 +43,18 @@ INSERT INTO revocation_requests (id, event_id, change, reason, scope, target, de
  ('ev#5', 'ev', 'identity-status', NULL, 'holder', 'MC1', 'inactive', NULL,
     '2026-11-20 10:00:00', '2026-11-21 00:00:00', 'pending', NULL, NULL, NULL, NULL, NULL, NULL);
 INSERT INTO authorities VALUES ('identity-card-ca', 'issuing-ca', NULL, 'k', 'ecdsa-p384', 'c0',
-    X'00', X'00', '2040-01-01 00:00:00', 'identity', '2026-01-01 00:00:00');
+    @BLOB@, @BLOB@, '2040-01-01 00:00:00', 'identity', '2026-01-01 00:00:00');
 INSERT INTO certificates (serial, issuer, profile, kind, usage, card_number, holder_key, subject,
     not_before, not_after, status, public_key_sha256, der, issued_at, revoked_at, revocation_reason,
     invalidity_date, crl_partition) VALUES
  ('c0', 'identity-card-ca', 'issuing-ca', 'issuing-ca', NULL, NULL, NULL, 'CN=CA',
-    '2026-01-01 00:00:00', '2040-01-01 00:00:00', 'active', 'ca-key', X'00', '2026-01-01 00:00:00',
+    '2026-01-01 00:00:00', '2040-01-01 00:00:00', 'active', 'ca-key', @BLOB@, '2026-01-01 00:00:00',
     NULL, NULL, NULL, 0),
  ('c1', 'identity-card-ca', 'card-auth', 'end-entity', 'auth', 'ID1', 'MC1', 'CN=Marco',
-    '2026-01-01 00:00:00', '2029-01-01 00:00:00', 'revoked', 'lost-key', X'00', '2026-01-01 00:00:00',
+    '2026-01-01 00:00:00', '2029-01-01 00:00:00', 'revoked', 'lost-key', @BLOB@, '2026-01-01 00:00:00',
     '2026-11-20 10:00:01', 'keyCompromise', NULL, 0),
  ('c2', 'identity-card-ca', 'card-sign', 'end-entity', 'sign', 'ID1', 'MC1', 'CN=Marco',
-    '2026-01-01 00:00:00', '2029-01-01 00:00:00', 'revoked', 'other-key', X'00', '2026-01-01 00:00:00',
+    '2026-01-01 00:00:00', '2029-01-01 00:00:00', 'revoked', 'other-key', @BLOB@, '2026-01-01 00:00:00',
     '2026-11-20 10:00:01', 'superseded', NULL, 0);
 ";
 
@@ -152,8 +152,8 @@ fn sqlite_requests_keep_their_data() {
         for _ in 0..3 {
             c.run_next_migration(SQLITE).unwrap();
         }
-        c.batch_execute(&format!("BEGIN; {PREVIOUS_ROWS} COMMIT;"))
-            .unwrap();
+        let rows = PREVIOUS_ROWS.replace("@BLOB@", "X'00'");
+        c.batch_execute(&format!("BEGIN; {rows} COMMIT;")).unwrap();
     }
     let mut db = Db::connect(&format!("sqlite://{}", path.display())).unwrap();
     check_migrated(&mut db);
@@ -176,8 +176,8 @@ fn postgres_requests_keep_their_data() {
         for _ in 0..3 {
             c.run_next_migration(PG).unwrap();
         }
-        c.batch_execute(&format!("BEGIN; {PREVIOUS_ROWS} COMMIT;"))
-            .unwrap();
+        let rows = PREVIOUS_ROWS.replace("@BLOB@", "decode('00', 'hex')");
+        c.batch_execute(&format!("BEGIN; {rows} COMMIT;")).unwrap();
     }
     let mut db = Db::connect(&url).unwrap();
     check_migrated(&mut db);

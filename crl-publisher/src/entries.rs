@@ -264,7 +264,7 @@ pub fn page(
                 q = q.filter(certificates::not_after.gt(cutoff));
             }
             if sel.ca_certificates_only {
-                q = q.filter(certificates::kind.eq("issuing-ca"));
+                q = q.filter(certificates::kind.eq(ca_core::domain::CertKind::IssuingCa));
             }
             if let Some(lower) = &sel.lower {
                 q = q.filter(certificates::serial.ge(lower));

@@ -93,6 +93,7 @@ fn p256(env: &TestEnv) -> std::path::PathBuf {
 fn event(env: &TestEnv, args: &[&str]) -> Value {
     let mut all = vec!["registry", "event"];
     all.extend_from_slice(args);
+    all.push("--json");
     env.ok_json(&all)
 }
 
