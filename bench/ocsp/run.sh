@@ -104,7 +104,7 @@ ip link set lo up
 OURS="" OPENSSL="" CFSSL=""
 cleanup() { # the servers this script started, by their process ids
     for pid in $OURS $CFSSL; do kill "$pid" 2>/dev/null || true; done
-    if [ -n "$OPENSSL" ]; then kill -KILL $(ps -o pid= --ppid "$OPENSSL") "$OPENSSL" 2>/dev/null || true; fi
+    if [ -n "$OPENSSL" ]; then kill -KILL -- -"$OPENSSL" 2>/dev/null || kill -KILL "$OPENSSL" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 LOGS=$DIR/logs
@@ -130,6 +130,15 @@ wait_listening() { # port [seconds]: waits for a listening socket without connec
         sleep 0.05
     done
     echo "nothing listens on port $1" >&2
+    return 1
+}
+
+wait_free() { # port: waits until nothing listens there any more
+    for _ in $(seq 1 200); do
+        if ! ss -ltnH "sport = :$1" | grep -q .; then return 0; fi
+        sleep 0.05
+    done
+    echo "port $1 still in use: $(ss -ltnpH "sport = :$1")" >&2
     return 1
 }
 
@@ -243,11 +252,14 @@ if [[ ",$PEERS," == *",openssl,"* ]]; then
         OPENSSL=$!
         wait_listening 18081
         wrk_run openssl "$1" "$2" http://127.0.0.1:18081 "$REQ/$3"
-        # -multi ignores SIGTERM until a child exits (pitfall 11): KILL its
-        # children, then it.
-        kill -KILL $(ps -o pid= --ppid "$OPENSSL") "$OPENSSL" 2>/dev/null || true
+        # -multi ignores SIGTERM until a child exits (pitfall 11): KILL it and
+        # its children at once, through the process group it makes its own
+        # (-multi: setpgid); then wait until the port is free, so that the
+        # next run's readiness check does not see this socket.
+        kill -KILL -- -"$OPENSSL" 2>/dev/null || kill -KILL "$OPENSSL" 2>/dev/null || true
         wait "$OPENSSL" 2>/dev/null || true
         OPENSSL=""
+        wait_free 18081
     done
 fi
 
