@@ -66,15 +66,12 @@ pub fn csr_key_sha256(csr: &[u8]) -> Option<String> {
 
 /// Refuses a blocked key.
 pub fn check(db: &mut Db, spki_sha256: &str) -> Result<()> {
-    let row: Option<BlockedKeyRow> = with_conn!(db, c => blocked_keys::table
-        .find(spki_sha256)
-        .select(BlockedKeyRow::as_select())
-        .first(c)
-        .optional())
-    .map_err(StorageError::from)?;
-    match row {
+    match blocked_among(db, &[spki_sha256.to_string()])?
+        .values()
+        .next()
+    {
         None => Ok(()),
-        Some(row) => Err(refusal(&row)),
+        Some(row) => Err(refusal(row)),
     }
 }
 

@@ -148,34 +148,19 @@ pub(crate) fn record_in(
             Some(card) => first_issued(tx.db, card)?.map(|t| t.max(checked.reported_at)),
             None => Some(checked.effective.unwrap_or(checked.reported_at)),
         };
-        let (reason, suspension_cause, identity_status) = planned.change.columns();
-        let invalidity_date = match planned.change.kind() {
-            RequestKind::Revoke => checked.invalidity,
-            _ => None,
-        };
         let row = RevocationRequestRow {
-            id: id.clone(),
             event_id: Some(event.id.clone()),
-            change: planned.change.kind(),
-            reason,
-            scope: planned.scope.kind(),
-            target: planned.scope.target().to_string(),
-            invalidity_date,
-            suspension_cause,
-            identity_status,
             after_card: planned.after_card.clone(),
-            received_at: checked.reported_at,
             due_at,
-            state: RequestState::Pending,
-            executed_at: None,
-            feed_position: None,
-            certificates: None,
-            issuers: None,
-            ocsp_published_at: None,
-            crl_published_at: None,
+            ..new_row(
+                id.clone(),
+                &planned.change,
+                &planned.scope,
+                checked.invalidity,
+                checked.reported_at,
+            )
         };
-        with_conn!(tx.db, c => diesel::insert_into(revocation_requests::table).values(&row).execute(c))
-            .map_err(StorageError::from)?;
+        insert(tx, &row)?;
         tx.audit(
             AuditAction::RequestRecord,
             &id,
@@ -345,14 +330,13 @@ fn execute_one(tx: &mut WriteTx<'_>, id: &str) -> Result<Option<usize>> {
         (Some(t), _) => {
             let rows =
                 lifecycle::apply_in(tx, &scope, t, request.invalidity_date, &context, false)?;
-            let issuers: BTreeSet<String> = rows.iter().map(|r| r.issuer.clone()).collect();
-            (rows.len(), issuers)
+            (rows.len(), issuers_of(&rows))
         }
         (None, RequestChange::IdentityStatus(status)) => {
             set_identity_status(tx, scope.target(), status, &context)?;
-            (0, BTreeSet::new())
+            (0, String::new())
         }
-        (None, _) => (0, BTreeSet::new()),
+        (None, _) => (0, String::new()),
     };
     let position = tx.last_seq();
     let now = tx.at();
@@ -362,7 +346,7 @@ fn execute_one(tx: &mut WriteTx<'_>, id: &str) -> Result<Option<usize>> {
             revocation_requests::executed_at.eq(now),
             revocation_requests::feed_position.eq(position),
             revocation_requests::certificates.eq(changed as i64),
-            revocation_requests::issuers.eq(issuers.into_iter().collect::<Vec<_>>().join(",")),
+            revocation_requests::issuers.eq(issuers),
         ))
         .execute(c))
     .map_err(StorageError::from)?;
@@ -372,6 +356,53 @@ fn execute_one(tx: &mut WriteTx<'_>, id: &str) -> Result<Option<usize>> {
         serde_json::json!({"certificates": changed, "feed_position": position}),
     );
     Ok(Some(changed))
+}
+
+/// A request as recorded: its typed columns derived from the change (an
+/// invalidity date only for a revocation), pending, due when received
+/// unless the caller says otherwise.
+fn new_row(
+    id: String,
+    change: &RequestChange,
+    scope: &Scope,
+    invalidity_date: Option<NaiveDateTime>,
+    received_at: NaiveDateTime,
+) -> RevocationRequestRow {
+    let (reason, suspension_cause, identity_status) = change.columns();
+    RevocationRequestRow {
+        id,
+        event_id: None,
+        change: change.kind(),
+        reason,
+        scope: scope.kind(),
+        target: scope.target().to_string(),
+        invalidity_date: invalidity_date.filter(|_| change.kind() == RequestKind::Revoke),
+        suspension_cause,
+        identity_status,
+        after_card: None,
+        received_at,
+        due_at: None,
+        state: RequestState::Pending,
+        executed_at: None,
+        feed_position: None,
+        certificates: None,
+        issuers: None,
+        ocsp_published_at: None,
+        crl_published_at: None,
+    }
+}
+
+fn insert(tx: &mut WriteTx<'_>, row: &RevocationRequestRow) -> Result<()> {
+    with_conn!(tx.db, c => diesel::insert_into(revocation_requests::table).values(row).execute(c))
+        .map_err(StorageError::from)?;
+    Ok(())
+}
+
+/// The issuers whose certificates changed, comma-separated (the CRLs the
+/// SLA report waits for).
+fn issuers_of(rows: &[CertificateRow]) -> String {
+    let issuers: BTreeSet<&str> = rows.iter().map(|r| r.issuer.as_str()).collect();
+    issuers.into_iter().collect::<Vec<_>>().join(",")
 }
 
 /// Records a status change made directly by an officer (not from a
@@ -388,31 +419,16 @@ pub(crate) fn record_executed(
     let position = tx.last_seq();
     let now = tx.at();
     let id = format!("direct#{position}");
-    let issuers: BTreeSet<&str> = changed.iter().map(|r| r.issuer.as_str()).collect();
-    let (reason, suspension_cause, identity_status) = change.columns();
     let row = RevocationRequestRow {
-        id: id.clone(),
-        event_id: None,
-        change: change.kind(),
-        reason,
-        scope: scope.kind(),
-        target: scope.target().to_string(),
-        invalidity_date: invalidity_date.filter(|_| change.kind() == RequestKind::Revoke),
-        suspension_cause,
-        identity_status,
-        after_card: None,
-        received_at: now,
         due_at: Some(now),
         state: RequestState::Executed,
         executed_at: Some(now),
         feed_position: Some(position),
         certificates: Some(changed.len() as i64),
-        issuers: Some(issuers.into_iter().collect::<Vec<_>>().join(",")),
-        ocsp_published_at: None,
-        crl_published_at: None,
+        issuers: Some(issuers_of(changed)),
+        ..new_row(id.clone(), change, scope, invalidity_date, now)
     };
-    with_conn!(tx.db, c => diesel::insert_into(revocation_requests::table).values(&row).execute(c))
-        .map_err(StorageError::from)?;
+    insert(tx, &row)?;
     tx.audit(
         AuditAction::RequestExecute,
         &id,

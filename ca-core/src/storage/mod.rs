@@ -68,15 +68,8 @@ impl Db {
             message: e.to_string(),
         };
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut c = PgConnection::establish(url).map_err(connect_err)?;
-            c.batch_execute("SELECT pg_advisory_lock(7345001)")?;
-            let migrated = c
-                .run_pending_migrations(PG_MIGRATIONS)
-                .map(|_| ())
-                .map_err(|e| StorageError::Migration(e.to_string()));
-            c.batch_execute("SELECT pg_advisory_unlock(7345001)")?;
-            migrated?;
-            Ok(Db::Pg(c))
+            let c = PgConnection::establish(url).map_err(connect_err)?;
+            Db::migrated_pg(c)
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             if let Some(dir) = std::path::Path::new(path).parent() {
                 if !dir.as_os_str().is_empty() {
@@ -99,6 +92,18 @@ impl Db {
         }
     }
 
+    /// Brings a PostgreSQL schema up to date (one migrator at a time).
+    fn migrated_pg(mut c: PgConnection) -> Result<Db, StorageError> {
+        c.batch_execute("SELECT pg_advisory_lock(7345001)")?;
+        let migrated = c
+            .run_pending_migrations(PG_MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| StorageError::Migration(e.to_string()));
+        c.batch_execute("SELECT pg_advisory_unlock(7345001)")?;
+        migrated?;
+        Ok(Db::Pg(c))
+    }
+
     /// Opens the database at `url` only if it already exists (never creates
     /// a file or a schema): for commands that only read.
     pub fn connect_existing(url: &str) -> Result<Db, StorageError> {
@@ -118,6 +123,7 @@ impl Db {
             if !exists {
                 return Err(StorageError::NoDatabase(redact(url)));
             }
+            return Db::migrated_pg(c);
         }
         Db::connect(url)
     }
