@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Proves that release binaries ignore the test hooks (ca-core/src/test_hooks.rs):
+# Proves that release binaries ignore the test hooks (pki-store/src/test_hooks.rs):
 # builds the whole workspace in release as an operator might (`--workspace`
 # builds the test crates too, so a cargo feature they switched on would be
 # unified into the binaries), then sets PKI_FAKE_NOW and

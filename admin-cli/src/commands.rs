@@ -3,15 +3,17 @@
 use crate::output::{cert_json, cert_text, print_json};
 use anyhow::Context;
 use ca_core::batch::EntryResult;
-use ca_core::domain::{CardKind, Usage};
-use ca_core::domain::{Reason, SuspensionCause};
-use ca_core::input::{parse_date, Format};
 use ca_core::issuance::{IssueInput, Outcome};
-use ca_core::lifecycle::{Scope, Transition};
-use ca_core::revocation;
-use ca_core::x509::cert_pem;
-use ca_core::{authority, cards, certificates, hierarchy, issuance, registry, Ca};
+use ca_core::{hierarchy, issuance, Ca};
 use clap::{Args, Subcommand};
+use pki_registration::lifecycle::{Scope, Transition};
+use pki_registration::revocation;
+use pki_registration::{cards, registry};
+use pki_store::domain::{CardKind, Usage};
+use pki_store::domain::{Reason, SuspensionCause};
+use pki_store::input::{parse_date, Format};
+use pki_store::{authorities, certificates};
+use pki_x509::cert_pem;
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -246,7 +248,7 @@ pub fn write_ca_certificates(ca: &mut Ca) -> anyhow::Result<(PathBuf, Vec<String
     let dir = ca.config.data_dir.join("ca");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut names = Vec::new();
-    for a in authority::list(&mut ca.db)? {
+    for a in authorities::list(&mut ca.db)? {
         let cert = certificates::find(&mut ca.db, &a.certificate_serial)?;
         let path = dir.join(format!("{}.pem", a.name));
         std::fs::write(&path, cert_pem(&cert.der))
@@ -258,14 +260,14 @@ pub fn write_ca_certificates(ca: &mut Ca) -> anyhow::Result<(PathBuf, Vec<String
 
 pub fn ca(ca: &mut Ca, command: CaCommand) -> anyhow::Result<ExitCode> {
     let CaCommand::List { json } = command;
-    let rows = authority::list(&mut ca.db)?;
+    let rows = authorities::list(&mut ca.db)?;
     if rows.is_empty() {
-        anyhow::bail!(ca_core::CaError::NotInitialised);
+        anyhow::bail!(pki_store::CaError::NotInitialised);
     }
     let mut out = Vec::new();
     for a in rows {
         let cert = certificates::find(&mut ca.db, &a.certificate_serial)?;
-        let responder = match authority::current_responder(&mut ca.db, &a.name)? {
+        let responder = match authorities::current_responder(&mut ca.db, &a.name)? {
             Some(r) => {
                 let rc = certificates::find(&mut ca.db, &r.certificate_serial)?;
                 json!({"serial": rc.serial, "subject": rc.subject, "not_after": cert_json(&rc)["not_after"],
@@ -337,8 +339,9 @@ pub fn registry(ca: &mut Ca, command: RegistryCommand) -> anyhow::Result<ExitCod
                 s.unchanged
             );
             if s.status_events > 0 {
-                let done = ca_core::requests::execute_due(ca, crate::lifecycle::EXECUTE_LIMIT)
-                    .context("executing the requests of the status changes")?;
+                let done =
+                    pki_registration::requests::execute_due(ca, crate::lifecycle::EXECUTE_LIMIT)
+                        .context("executing the requests of the status changes")?;
                 outln!(
                     "{} status changes recorded as registry events: {} requests executed, {} certificates changed",
                     s.status_events, done.executed, done.certificates
@@ -348,7 +351,7 @@ pub fn registry(ca: &mut Ca, command: RegistryCommand) -> anyhow::Result<ExitCod
         RegistryCommand::Event(args) => return crate::lifecycle::event(ca, args),
         RegistryCommand::Events(args) => return crate::lifecycle::events_feed(ca, args),
         RegistryCommand::Show { key, json } => {
-            let row = ca_core::lookup::identity(&mut ca.db, &key)?;
+            let row = pki_store::lookup::identity(&mut ca.db, &key)?;
             let v = json!({
                 "registry_key": row.registry_key, "family_name": row.family_name, "given_names": row.given_names,
                 "birth_name": row.birth_name, "birth_datetime": row.birth_datetime.format("%Y-%m-%dT%H:%M:%S").to_string(),
@@ -401,7 +404,7 @@ pub fn card(ca: &mut Ca, command: CardCommand) -> anyhow::Result<ExitCode> {
             outln!("registered {n} cards");
         }
         CardCommand::Show { number, json } => {
-            let card = ca_core::lookup::card(&mut ca.db, &number)?;
+            let card = pki_store::lookup::card(&mut ca.db, &number)?;
             let certs = certificates::list(&mut ca.db, Some(&number), 1000)?;
             let v = json!({
                 "card_number": card.card_number, "kind": card.kind, "holder_key": card.holder_key,
@@ -541,12 +544,12 @@ pub fn issue_batch(ca: &mut Ca, args: BatchArgs) -> anyhow::Result<ExitCode> {
 
 fn parse_invalidity(arg: Option<&str>) -> anyhow::Result<Option<chrono::NaiveDateTime>> {
     arg.map(|s| {
-        ca_core::input::parse_invalidity(s).map_err(|m| anyhow::anyhow!("--invalidity-date: {m}"))
+        pki_store::input::parse_invalidity(s).map_err(|m| anyhow::anyhow!("--invalidity-date: {m}"))
     })
     .transpose()
 }
 
-fn report_changes(rows: &[ca_core::storage::models::CertificateRow], verb: &str) {
+fn report_changes(rows: &[pki_store::storage::models::CertificateRow], verb: &str) {
     for r in rows {
         outln!(
             "{verb} {} ({} {} of card {}): now {}{}",
@@ -632,11 +635,11 @@ pub fn cert(ca: &mut Ca, command: CertCommand) -> anyhow::Result<ExitCode> {
 pub fn audit(ca: &mut Ca, command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify => {
-            let n = ca_core::audit::verify(&mut ca.db)?;
+            let n = pki_store::audit::verify(&mut ca.db)?;
             outln!("audit chain intact: {n} records");
         }
         AuditCommand::List { tail, json } => {
-            let rows = ca_core::audit::list(&mut ca.db, tail)?;
+            let rows = pki_store::audit::list(&mut ca.db, tail)?;
             if json {
                 print_json(&serde_json::to_value(&rows)?);
             } else {

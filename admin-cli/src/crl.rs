@@ -79,7 +79,7 @@ fn select(
 }
 
 fn kind_label(ca: &mut Ca, r: &Record) -> anyhow::Result<&'static str> {
-    let root = ca_core::authority::find(&mut ca.db, &r.issuer)?
+    let root = pki_store::authorities::find(&mut ca.db, &r.issuer)?
         .parent
         .is_none();
     Ok(if root {

@@ -8,12 +8,15 @@
 use crate::commands::entry_json;
 use anyhow::Context;
 use ca_core::batch;
-use ca_core::clock::Clock;
-use ca_core::config::{Config, KeyPurpose};
-use ca_core::domain::{CertKind, CertStatus, Usage};
-use ca_core::input::Format;
-use ca_core::{authority, cards, certificates, hierarchy, registry, sample, Ca};
+use ca_core::{hierarchy, Ca};
 use clap::Args;
+use pki_registration::{cards, registry};
+use pki_sample as sample;
+use pki_store::clock::Clock;
+use pki_store::config::{Config, KeyPurpose};
+use pki_store::domain::{CertKind, CertStatus, Usage};
+use pki_store::input::Format;
+use pki_store::{authorities, certificates};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,7 +43,7 @@ pub fn ensure_passphrases(config: &mut Config) -> anyhow::Result<()> {
         let path = config.data_dir.join(name);
         if !path.exists() {
             std::fs::create_dir_all(&config.data_dir)?;
-            let passphrase = ca_core::keys::random_hex(18)?;
+            let passphrase = pki_keys::random_hex(18)?;
             std::fs::write(&path, format!("{passphrase}\n"))?;
             eprintln!(
                 "demo: no {what} configured; generated one in {} (demo only)",
@@ -113,10 +116,10 @@ pub fn setup(
     outln!(
         "== eID CA demo on {} ({})",
         ca.db.backend(),
-        ca_core::storage::redact(&ca.config.database_url())
+        pki_store::storage::redact(&ca.config.database_url())
     );
 
-    if authority::list(&mut ca.db)?.is_empty() {
+    if authorities::list(&mut ca.db)?.is_empty() {
         let created = hierarchy::init(&mut ca)?;
         outln!("-- created the hierarchy:");
         for c in &created {
@@ -145,7 +148,7 @@ pub fn setup(
 
     let mut new_cards = Vec::new();
     for n in 0..holders {
-        if ca_core::lookup::card(&mut ca.db, &sample::card_number(n)).is_err() {
+        if pki_store::lookup::card(&mut ca.db, &sample::card_number(n)).is_err() {
             crd.push_str(&format!("{}\n", sample::card_json(n, today)));
             new_cards.push(n);
         }
@@ -201,7 +204,7 @@ pub fn setup(
             .iter()
             .any(|c| c.status == CertStatus::PendingActivation);
         if held {
-            match ca_core::lifecycle::activate(&mut ca, &card) {
+            match pki_registration::lifecycle::activate(&mut ca, &card) {
                 Ok(_) => activated += 1,
                 Err(e) => outln!("-- card {card} stays on hold: {e}"),
             }
@@ -231,7 +234,7 @@ pub fn setup(
             r.subject
         );
     }
-    let n = ca_core::audit::verify(&mut ca.db)?;
+    let n = pki_store::audit::verify(&mut ca.db)?;
     outln!("-- audit chain intact: {n} records");
     Ok(Demo { ca_dir, first })
 }

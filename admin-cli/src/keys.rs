@@ -3,8 +3,9 @@
 //! certificate of it is revoked for keyCompromise; an officer blocks one
 //! by hand here, from a CSR, a certificate or the SPKI hash.
 
-use ca_core::{blocked_keys, Ca};
+use ca_core::Ca;
 use clap::{Args, Subcommand};
+use pki_registration::blocked_keys;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -5,12 +5,13 @@
 
 use crate::output::{cert_json, print_json};
 use anyhow::Context;
-use ca_core::domain::Usage;
-use ca_core::events::{self, EventKind};
-use ca_core::sla::{self, Verdict};
-use ca_core::x509::cert_pem;
-use ca_core::{lifecycle, renewal, requests, Ca};
+use ca_core::{renewal, Ca};
 use clap::Args;
+use pki_registration::events::{self, EventKind};
+use pki_registration::sla::{self, Verdict};
+use pki_registration::{lifecycle, requests};
+use pki_store::domain::Usage;
+use pki_x509::cert_pem;
 use serde_json::{json, Value};
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -149,10 +150,10 @@ fn event_json(args: &EventArgs) -> anyhow::Result<Value> {
     let kind: EventKind = args.kind.parse().map_err(anyhow::Error::msg)?;
     let id = match &args.id {
         Some(id) => id.clone(),
-        None => format!("cli-{}", ca_core::keys::random_hex(12)?),
+        None => format!("cli-{}", pki_keys::random_hex(12)?),
     };
     if let Some(d) = &args.invalidity_date {
-        ca_core::input::parse_invalidity(d)
+        pki_store::input::parse_invalidity(d)
             .map_err(|m| anyhow::anyhow!("--invalidity-date: {m}"))?;
     }
     let mut v = json!({"id": id, "type": kind.as_str()});
@@ -302,7 +303,7 @@ pub fn sla_report(ca: &mut Ca, args: SlaArgs) -> anyhow::Result<ExitCode> {
     let since = args
         .since
         .as_deref()
-        .map(ca_core::input::parse_invalidity)
+        .map(pki_store::input::parse_invalidity)
         .transpose()
         .map_err(|m| anyhow::anyhow!("--since: {m}"))?;
     let now = ca.clock.now();

@@ -31,8 +31,8 @@ mod run;
 mod worker;
 
 use anyhow::Context;
-use ca_core::config::Config;
 use clap::{Parser, Subcommand};
+use pki_store::config::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -132,7 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .actor
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "operator".into());
-    let clock = ca_core::clock::from_env().map_err(anyhow::Error::msg)?;
+    let clock = pki_store::clock::from_env().map_err(anyhow::Error::msg)?;
     if let Command::Demo(args) = &cli.command {
         return demo::run(config, clock, &actor, args);
     }
@@ -142,7 +142,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Run(args) = &cli.command {
         return run::run(config, cli.config.as_deref(), clock, &actor, args);
     }
-    let url = ca_core::storage::redact(&config.database_url());
+    let url = pki_store::storage::redact(&config.database_url());
     let open = if only_reads(&cli.command) {
         ca_core::Ca::open_existing
     } else {

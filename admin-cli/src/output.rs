@@ -1,9 +1,9 @@
 //! How certificates and authorities are shown: JSON objects for scripts,
 //! PEM for tools, short text for people.
 
-use ca_core::published::{published_status, PublishedStatus, StatusFacts};
-use ca_core::storage::models::CertificateRow;
-use ca_core::x509::cert_pem;
+use pki_store::published::{published_status, PublishedStatus, StatusFacts};
+use pki_store::storage::models::CertificateRow;
+use pki_x509::cert_pem;
 use serde_json::{json, Value};
 
 fn time(t: &chrono::NaiveDateTime) -> String {

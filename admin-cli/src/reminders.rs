@@ -3,10 +3,10 @@
 //! list of holders without e-mail who are to get a letter instead.
 
 use crate::output::print_json;
-use ca_core::reminders::{self, State};
-use ca_core::storage::models::ReminderRow;
 use ca_core::Ca;
 use clap::Subcommand;
+use pki_registration::reminders::{self, State};
+use pki_store::storage::models::ReminderRow;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::ExitCode;

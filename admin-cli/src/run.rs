@@ -23,9 +23,9 @@
 use crate::demo;
 use crate::paths::{shown, tidy};
 use anyhow::{bail, Context};
-use ca_core::clock::Clock;
-use ca_core::config::{Config, KeyPurpose};
 use clap::Args;
+use pki_store::clock::Clock;
+use pki_store::config::{Config, KeyPurpose};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, ExitStatus, Stdio};

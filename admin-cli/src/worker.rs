@@ -8,10 +8,10 @@
 //! database, without any key.
 
 use anyhow::Context;
-use ca_core::clock::Clock;
-use ca_core::config::Config;
 use ca_core::{hierarchy, Ca};
 use clap::Args;
+use pki_store::clock::Clock;
+use pki_store::config::Config;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 

@@ -4,14 +4,14 @@
 //!
 //! cargo bench -p bench --bench issuance_steps
 
-use ca_core::config::Config;
-use ca_core::domain::{CertStatus, Usage};
-use ca_core::keys::{SignatureAlgorithm, Signer, SoftwareKey};
 use ca_core::mint::{mint, Issuer, MintRequest};
 use ca_core::policy::Policy;
-use ca_core::x509::{csr, ext, name};
 use criterion::{criterion_group, criterion_main, Criterion};
 use der::{Decode, Encode};
+use pki_keys::{SignatureAlgorithm, Signer, SoftwareKey};
+use pki_store::config::Config;
+use pki_store::domain::{CertStatus, Usage};
+use pki_x509::{csr, ext, name};
 
 fn steps(c: &mut Criterion) {
     let config = Config::default();
@@ -23,7 +23,7 @@ fn steps(c: &mut Criterion) {
     let ca_name_der = ca_name.to_der().unwrap();
     let ca_spki = spki::SubjectPublicKeyInfoOwned::from_der(ca_key.public_key_der()).unwrap();
     let ca_key_id = ext::key_identifier(ca_spki.subject_public_key.raw_bytes());
-    let csr_pem = ca_core::sample::p256_csr("bench").unwrap();
+    let csr_pem = pki_sample::p256_csr("bench").unwrap();
     let now = chrono::Utc::now();
     let issuer = Issuer {
         subject: &ca_name,

@@ -15,13 +15,16 @@
 //! Run through `bench/crl/run.sh`, which builds the release binaries first.
 
 use anyhow::{bail, Context};
-use ca_core::clock::SystemClock;
-use ca_core::config::Config;
-use ca_core::input::Format;
-use ca_core::storage::models::CertificateRow;
-use ca_core::{cards, certificates, hierarchy, registry, sample, Ca};
+use ca_core::{hierarchy, Ca};
 use chrono::{Duration, Utc};
 use clap::Parser;
+use pki_registration::{cards, registry};
+use pki_sample as sample;
+use pki_store::certificates;
+use pki_store::clock::SystemClock;
+use pki_store::config::Config;
+use pki_store::input::Format;
+use pki_store::storage::models::CertificateRow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -154,7 +157,7 @@ fn populate(dir: &Path, database_url: &str, n: usize) -> anyhow::Result<(PathBuf
     registry::import(&mut ca, &reg, Format::JsonLines)?;
     cards::import(&mut ca, &crd, Format::JsonLines)?;
     let now = Utc::now().naive_utc();
-    use ca_core::domain::Reason;
+    use pki_store::domain::Reason;
     let reasons = [
         Some(Reason::KeyCompromise),
         None,
@@ -175,14 +178,14 @@ fn populate(dir: &Path, database_url: &str, n: usize) -> anyhow::Result<(PathBuf
                 serial,
                 issuer: "identity-card-ca".into(),
                 profile: "card-auth".into(),
-                kind: ca_core::domain::CertKind::EndEntity,
-                usage: Some(ca_core::domain::Usage::Auth),
+                kind: pki_store::domain::CertKind::EndEntity,
+                usage: Some(pki_store::domain::Usage::Auth),
                 card_number: Some(sample::card_number(0)),
                 holder_key: Some("MC00000001".into()),
                 subject: "CN=bench".into(),
                 not_before: now - Duration::days(400),
                 not_after: now + Duration::days(700),
-                status: ca_core::domain::CertStatus::Revoked,
+                status: pki_store::domain::CertStatus::Revoked,
                 public_key_sha256: "00".into(),
                 der: vec![0],
                 issued_at: now - Duration::days(400),
@@ -196,11 +199,11 @@ fn populate(dir: &Path, database_url: &str, n: usize) -> anyhow::Result<(PathBuf
         }
         ca.db.write("bench", Utc::now(), |tx| {
             certificates::insert(tx.db, &rows)?;
-            Ok::<_, ca_core::CaError>(())
+            Ok::<_, pki_store::CaError>(())
         })?;
         done += chunk;
     }
-    if let ca_core::storage::Db::Pg(c) = &mut ca.db {
+    if let pki_store::storage::Db::Pg(c) = &mut ca.db {
         use diesel::connection::SimpleConnection;
         c.batch_execute("VACUUM ANALYZE certificates")?;
     }
@@ -310,7 +313,7 @@ fn bench_size(args: &Args, publisher: &Path, n: usize, root: &Path) -> anyhow::R
     let schema = format!("crlbench_{}_{n}", std::process::id());
     let url = match args.backend.as_str() {
         "sqlite" => format!("sqlite://{}", dir.join("data/pki.sqlite").display()),
-        "postgres" => ca_core::storage::pg_fresh_schema(&args.postgres_url, &schema)?,
+        "postgres" => pki_store::storage::pg_fresh_schema(&args.postgres_url, &schema)?,
         other => bail!("--backend {other}: sqlite or postgres"),
     };
     let t = std::time::Instant::now();
@@ -424,7 +427,7 @@ fn bench_size(args: &Args, publisher: &Path, n: usize, root: &Path) -> anyhow::R
         }
     }
     if args.backend == "postgres" {
-        ca_core::storage::pg_drop_schema(&args.postgres_url, &schema)?;
+        pki_store::storage::pg_drop_schema(&args.postgres_url, &schema)?;
     }
     Ok(Row {
         size: n,

@@ -6,12 +6,14 @@
 //! cargo run --release -p bench --bin issuance-bench -- --holders 10000
 
 use anyhow::Context;
-use ca_core::clock::SystemClock;
-use ca_core::config::Config;
-use ca_core::input::Format;
-use ca_core::keys::{SignatureAlgorithm, Signer, SoftwareKey};
-use ca_core::{batch, cards, hierarchy, registry, sample, Ca};
+use ca_core::{batch, hierarchy, Ca};
 use clap::Parser;
+use pki_keys::{SignatureAlgorithm, Signer, SoftwareKey};
+use pki_registration::{cards, registry};
+use pki_sample as sample;
+use pki_store::clock::SystemClock;
+use pki_store::config::Config;
+use pki_store::input::Format;
 use rayon::prelude::*;
 use std::io::Write;
 use std::sync::Arc;
@@ -102,7 +104,7 @@ fn bench_backend(
         summary.issued == manifest_lines.len() && summary.rejected == 0,
         "batch did not issue everything: {summary:?}"
     );
-    ca_core::audit::verify(&mut ca.db)?;
+    pki_store::audit::verify(&mut ca.db)?;
     Ok(Run {
         backend,
         certificates: summary.issued,
@@ -152,10 +154,10 @@ fn main() -> anyhow::Result<()> {
     }
     if args.backend == "postgres" || args.backend == "both" {
         let schema = format!("bench_{}", std::process::id());
-        let url = ca_core::storage::pg_fresh_schema(&args.postgres_url, &schema)
+        let url = pki_store::storage::pg_fresh_schema(&args.postgres_url, &schema)
             .context("PostgreSQL for the benchmark")?;
         let run = bench_backend("postgres", url, args.holders, &lines);
-        ca_core::storage::pg_drop_schema(&args.postgres_url, &schema)?;
+        pki_store::storage::pg_drop_schema(&args.postgres_url, &schema)?;
         runs.push(run?);
     }
 

@@ -24,18 +24,20 @@
 
 use anyhow::Context;
 use base64::Engine;
-use ca_core::clock::SystemClock;
-use ca_core::config::Config;
-use ca_core::domain::{Reason, SuspensionCause};
-use ca_core::input::Format;
-use ca_core::lifecycle::{self, Scope, Transition};
-use ca_core::published::{published_status, PublishedStatus, StatusFacts};
-use ca_core::revocation;
-use ca_core::{batch, cards, registry, sample, Ca};
+use ca_core::{batch, Ca};
 use clap::{Parser, Subcommand};
 use der::asn1::OctetString;
 use der::{Decode, Encode};
 use ocsp_responder::request::{HashAlg, Serial};
+use pki_registration::lifecycle::{self, Scope, Transition};
+use pki_registration::revocation;
+use pki_registration::{cards, registry};
+use pki_sample as sample;
+use pki_store::clock::SystemClock;
+use pki_store::config::Config;
+use pki_store::domain::{Reason, SuspensionCause};
+use pki_store::input::Format;
+use pki_store::published::{published_status, PublishedStatus, StatusFacts};
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -176,7 +178,7 @@ fn setup(
                 n += lifecycle::apply_in(tx, &scope, Transition::Activate, None, &context, false)?
                     .len();
             }
-            Ok::<_, ca_core::CaError>(n)
+            Ok::<_, pki_store::CaError>(n)
         })?;
     }
     let activate_seconds = start.elapsed().as_secs_f64();
@@ -191,7 +193,7 @@ fn setup(
     let mut rows = Vec::new();
     let mut after = String::new();
     loop {
-        let page = ca_core::certificates::page_for_issuer(&mut ca.db, ISSUER, &after, 5000)?;
+        let page = pki_store::certificates::page_for_issuer(&mut ca.db, ISSUER, &after, 5000)?;
         let Some(last) = page.last() else { break };
         after = last.serial.clone();
         rows.extend(page.into_iter().filter(|r| r.card_number.is_some()));
@@ -221,17 +223,17 @@ fn setup(
     let revoke_seconds = start.elapsed().as_secs_f64();
     // Reread the statuses.
     let serials: Vec<String> = rows.iter().map(|r| r.serial.clone()).collect();
-    let current = ca_core::certificates::find_many(&mut ca.db, &serials)?;
+    let current = pki_store::certificates::find_many(&mut ca.db, &serials)?;
 
     // The issuing CA, its responder, and the responder's key in clear.
-    let authority = ca_core::authority::find(&mut ca.db, ISSUER)?;
-    let ca_cert = ca_core::certificates::find(&mut ca.db, &authority.certificate_serial)?;
-    let responder = ca_core::authority::current_responder(&mut ca.db, ISSUER)?
+    let authority = pki_store::authorities::find(&mut ca.db, ISSUER)?;
+    let ca_cert = pki_store::certificates::find(&mut ca.db, &authority.certificate_serial)?;
+    let responder = pki_store::authorities::current_responder(&mut ca.db, ISSUER)?
         .context("no responder for the identity-card CA")?;
-    let responder_cert = ca_core::certificates::find(&mut ca.db, &responder.certificate_serial)?;
+    let responder_cert = pki_store::certificates::find(&mut ca.db, &responder.certificate_serial)?;
     let key_file = ca
         .config
-        .key_dir(ca_core::config::KeyPurpose::OcspResponder)
+        .key_dir(pki_store::config::KeyPurpose::OcspResponder)
         .join(responder.key_ref.trim_start_matches("software:"));
     let pem = std::fs::read_to_string(&key_file)?;
     let (_, der) = der::pem::decode_vec(pem.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -248,9 +250,9 @@ fn setup(
     )?;
     std::fs::write(
         peer.join("responder.pem"),
-        ca_core::x509::cert_pem(&responder_cert.der),
+        pki_x509::cert_pem(&responder_cert.der),
     )?;
-    std::fs::write(peer.join("ca.pem"), ca_core::x509::cert_pem(&ca_cert.der))?;
+    std::fs::write(peer.join("ca.pem"), pki_x509::cert_pem(&ca_cert.der))?;
 
     // openssl ocsp -index, and cfssl's certificate database rows.
     let utc = |t: chrono::NaiveDateTime| t.format("%y%m%d%H%M%SZ").to_string();
@@ -285,7 +287,7 @@ fn setup(
                 "reason": reason_code,
                 "expiry": sql(row.not_after),
                 "revoked_at": row.revoked_at.map(sql),
-                "pem": ca_core::x509::cert_pem(&row.der),
+                "pem": pki_x509::cert_pem(&row.der),
             })
         )?;
     }

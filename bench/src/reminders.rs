@@ -1,5 +1,5 @@
 //! `reminders-bench`: time per run of the expiry-reminders job
-//! (`ca_core::reminders::decide_due`, what `pki-scheduler run-once
+//! (`pki_registration::reminders::decide_due`, what `pki-scheduler run-once
 //! reminders` runs) on a population of one million active certificates.
 //!
 //! The population is inserted straight into the database (a real CA
@@ -26,16 +26,17 @@
 //! make bench-reminders   # = cargo run --release -p bench --bin reminders-bench
 
 use anyhow::Context;
-use ca_core::clock::FixedClock;
-use ca_core::config::Config;
-use ca_core::reminders::{self, DecideReport};
-use ca_core::storage::models::{CardRow, CertificateRow, IdentityRow};
-use ca_core::storage::schema::{cards, identities};
-use ca_core::storage::Db;
-use ca_core::{certificates, hierarchy, with_conn, Ca};
+use ca_core::{hierarchy, Ca};
 use chrono::{Duration, DurationRound, NaiveDateTime, Utc};
 use clap::Parser;
 use diesel::prelude::*;
+use pki_registration::reminders::{self, DecideReport};
+use pki_store::clock::FixedClock;
+use pki_store::config::Config;
+use pki_store::storage::models::{CardRow, CertificateRow, IdentityRow};
+use pki_store::storage::schema::{cards, identities};
+use pki_store::storage::Db;
+use pki_store::{certificates, with_conn};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -126,9 +127,9 @@ fn populate(ca: &mut Ca, holders: &[Holder], now: NaiveDateTime) -> anyhow::Resu
                 birth_name: None,
                 birth_datetime: now - Duration::days(15_000),
                 birth_place: "Monaco".into(),
-                gender: ca_core::domain::Gender::Female,
-                authority: ca_core::domain::RegistrationAuthority::TownHall,
-                status: ca_core::domain::IdentityStatus::Active,
+                gender: pki_store::domain::Gender::Female,
+                authority: pki_store::domain::RegistrationAuthority::TownHall,
+                status: pki_store::domain::IdentityStatus::Active,
                 protected_adult: false,
                 email: h.email.then(|| format!("holder{}@example.com", i + 1)),
                 mobile: None,
@@ -142,28 +143,31 @@ fn populate(ca: &mut Ca, holders: &[Holder], now: NaiveDateTime) -> anyhow::Resu
             };
             card_rows.push(CardRow {
                 card_number: card.clone(),
-                kind: ca_core::domain::CardKind::Identity,
+                kind: pki_store::domain::CardKind::Identity,
                 holder_key: key.clone(),
                 issue_date: issued,
                 expiry_date: expiry,
                 registered_at: now,
             });
-            for (u, usage) in [ca_core::domain::Usage::Auth, ca_core::domain::Usage::Sign]
-                .into_iter()
-                .enumerate()
+            for (u, usage) in [
+                pki_store::domain::Usage::Auth,
+                pki_store::domain::Usage::Sign,
+            ]
+            .into_iter()
+            .enumerate()
             {
                 certs.push(CertificateRow {
                     serial: format!("{:030x}{u:02x}", i + 1),
                     issuer: "identity-card-ca".into(),
                     profile: format!("card-{usage}"),
-                    kind: ca_core::domain::CertKind::EndEntity,
+                    kind: pki_store::domain::CertKind::EndEntity,
                     usage: Some(usage),
                     card_number: Some(card.clone()),
                     holder_key: Some(key.clone()),
                     subject: "CN=bench".into(),
                     not_before: now - Duration::days(400),
                     not_after: h.not_after,
-                    status: ca_core::domain::CertStatus::Active,
+                    status: pki_store::domain::CertStatus::Active,
                     public_key_sha256: "00".into(),
                     der: vec![0],
                     issued_at: now - Duration::days(400),
@@ -179,14 +183,14 @@ fn populate(ca: &mut Ca, holders: &[Holder], now: NaiveDateTime) -> anyhow::Resu
         ca.db.write("bench", Utc::now(), |tx| {
             for chunk in ids.chunks(1000) {
                 with_conn!(tx.db, c => diesel::insert_into(identities::table).values(chunk).execute(c))
-                    .map_err(ca_core::storage::StorageError::from)?;
+                    .map_err(pki_store::storage::StorageError::from)?;
             }
             for chunk in card_rows.chunks(2000) {
                 with_conn!(tx.db, c => diesel::insert_into(cards::table).values(chunk).execute(c))
-                    .map_err(ca_core::storage::StorageError::from)?;
+                    .map_err(pki_store::storage::StorageError::from)?;
             }
             certificates::insert(tx.db, &certs)?;
-            Ok::<_, ca_core::CaError>(())
+            Ok::<_, pki_store::CaError>(())
         })?;
         done = end;
         eprint!("\r  populated {} / {} cards", done, holders.len());
@@ -308,12 +312,12 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(base) = &args.postgres_url {
         let schema = format!("reminders_bench_{}", std::process::id());
-        let url = ca_core::storage::pg_fresh_schema(base, &schema)?;
+        let url = pki_store::storage::pg_fresh_schema(base, &schema)?;
         let out = bench("postgresql", &url, dir.path(), &holders, now);
         if args.keep {
             eprintln!("kept PostgreSQL schema {schema}");
         } else {
-            let _ = ca_core::storage::pg_drop_schema(base, &schema);
+            let _ = pki_store::storage::pg_drop_schema(base, &schema);
         }
         println!("{}", out?);
     }

@@ -6,16 +6,16 @@
 //! twice.
 
 use crate::ca::Ca;
-use crate::domain::AuditAction;
-use crate::domain::CardKind;
-use crate::domain::Usage;
-use crate::error::{CaError, Result};
 use crate::issuance::{self, ChunkOptions, Claims, IssueInput, Issuers, MintedChunk, Outcome};
-use crate::storage::models::{BatchEntryRow, BatchRow};
-use crate::storage::schema::{issuance_batch_entries, issuance_batches};
-use crate::storage::{db_time, StorageError};
-use crate::{certificates, with_conn};
 use diesel::prelude::*;
+use pki_store::domain::AuditAction;
+use pki_store::domain::CardKind;
+use pki_store::domain::Usage;
+use pki_store::error::{CaError, Result};
+use pki_store::storage::models::{BatchEntryRow, BatchRow};
+use pki_store::storage::schema::{issuance_batch_entries, issuance_batches};
+use pki_store::storage::{db_time, StorageError};
+use pki_store::{certificates, with_conn};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -223,7 +223,7 @@ pub fn run(
         path: file.clone(),
         source,
     })?;
-    let batch_id = crate::x509::sha256_hex(&bytes);
+    let batch_id = pki_x509::sha256_hex(&bytes);
     let text = String::from_utf8(bytes).map_err(|e| CaError::Input {
         file: file.clone(),
         line: 0,
@@ -287,7 +287,8 @@ pub fn run(
             });
         }
         let planned = issuance::plan_chunk(ca, &issuers, inputs, &mut claims)?;
-        let (db, config, actor) = (&mut ca.db, &ca.config, ca.actor.as_str());
+        let ctx = &mut ca.context;
+        let (db, config, actor) = (&mut ctx.db, &ctx.config, ctx.actor.as_str());
         let (committed, minted) = rayon::join(
             || {
                 in_flight
@@ -302,7 +303,8 @@ pub fn run(
         in_flight = Some((heads, minted));
     }
     if let Some((heads, minted)) = in_flight.take() {
-        let results = issuance::commit_chunk(&mut ca.db, &ca.actor, minted, options);
+        let results =
+            issuance::commit_chunk(&mut ca.context.db, &ca.context.actor, minted, options);
         emit(heads, results, total, &mut summary, &mut report);
     }
     let now = ca.clock.now();

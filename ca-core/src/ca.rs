@@ -1,54 +1,66 @@
-//! The CA context: configuration, the loaded policy, the clock, the key
-//! store and the database, opened together once per command or service.
+//! The CA context: the store's [`Context`] (configuration, clock, database,
+//! actor) plus what only the CA holds: the loaded policy and the two key
+//! stores. Only CA-side commands open it; the status services and the
+//! scheduler open a [`Context`] and never see a key store.
 
-use crate::clock::Clock;
-use crate::config::{Config, KeyPurpose};
-use crate::error::Result;
-use crate::keys::KeyStore;
 use crate::policy::{Policy, EMBEDDED_PROFILES};
-use crate::storage::Db;
+use pki_keys::KeyStore;
+use pki_store::clock::Clock;
+use pki_store::config::{Config, KeyPurpose};
+use pki_store::error::Result;
+use pki_store::Context;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 pub struct Ca {
-    pub config: Config,
+    /// Configuration, clock, database and actor, shared with the layers
+    /// below (registration and lifecycle take a `&mut Context`; a `&mut Ca`
+    /// coerces to it).
+    pub context: Context,
     pub policy: Policy,
-    pub clock: Arc<dyn Clock>,
     /// CA keys.
     pub keys: KeyStore,
     /// OCSP responder keys (only to create or rotate responder certificates).
     pub responder_keys: KeyStore,
-    pub db: Db,
-    /// Who is acting, as recorded in the audit log.
-    pub actor: String,
+}
+
+impl Deref for Ca {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.context
+    }
+}
+
+impl DerefMut for Ca {
+    fn deref_mut(&mut self) -> &mut Context {
+        &mut self.context
+    }
 }
 
 impl Ca {
     /// Loads the policy and opens (and migrates) the database, creating
     /// it when it does not exist yet.
     pub fn open(config: Config, clock: Arc<dyn Clock>, actor: &str) -> Result<Self> {
-        let db = Db::connect(&config.database_url())?;
-        Self::with_db(config, clock, actor, db)
+        Self::on(Context::open(config, clock, actor)?)
     }
 
     /// The same for a command that only reads: a database that does not
     /// exist is an error, never created.
     pub fn open_existing(config: Config, clock: Arc<dyn Clock>, actor: &str) -> Result<Self> {
-        let db = Db::connect_existing(&config.database_url())?;
-        Self::with_db(config, clock, actor, db)
+        Self::on(Context::open_existing(config, clock, actor)?)
     }
 
-    fn with_db(config: Config, clock: Arc<dyn Clock>, actor: &str, db: Db) -> Result<Self> {
-        let policy = load_policy(&config)?;
-        let keys = KeyStore::new(&config, KeyPurpose::Ca);
-        let responder_keys = KeyStore::new(&config, KeyPurpose::OcspResponder);
+    /// The CA on an opened context: its policy loaded, its key stores set
+    /// up (no key is opened until something signs).
+    pub fn on(context: Context) -> Result<Self> {
+        let policy = load_policy(&context.config)?;
+        let keys = KeyStore::new(&context.config, KeyPurpose::Ca);
+        let responder_keys = KeyStore::new(&context.config, KeyPurpose::OcspResponder);
         Ok(Self {
-            config,
+            context,
             policy,
-            clock,
             keys,
             responder_keys,
-            db,
-            actor: actor.to_string(),
         })
     }
 }
@@ -57,7 +69,7 @@ impl Ca {
 pub fn load_policy(config: &Config) -> Result<Policy> {
     let text = match &config.profiles_file {
         Some(path) => {
-            std::fs::read_to_string(path).map_err(|source| crate::error::CaError::ReadFile {
+            std::fs::read_to_string(path).map_err(|source| pki_store::CaError::ReadFile {
                 path: path.display().to_string(),
                 source,
             })?

@@ -4,22 +4,23 @@
 //! new files with random names, so a failed attempt never blocks a retry and
 //! no key is ever overwritten.
 
-use crate::authority::{self, key_algorithm_name};
+use pki_keys::authority::{self, key_algorithm_name};
+
 use crate::ca::Ca;
-use crate::domain::AuditAction;
-use crate::domain::{CardKind, CertStatus};
-use crate::error::{CaError, Result};
-use crate::keys::{SignatureAlgorithm, Signer};
 use crate::mint::{mint, Issuer, MintRequest};
 use crate::policy::{AuthorityDef, Profile, ValidityRule};
-use crate::storage::models::{AuthorityRow, CertificateRow, OcspResponderRow};
-use crate::storage::schema::{authorities, ocsp_responders};
-use crate::storage::{db_time, StorageError};
-use crate::with_conn;
-use crate::x509::{ext, name};
 use chrono::{DateTime, SubsecRound, Utc};
 use der::{Decode, Encode};
 use diesel::prelude::*;
+use pki_keys::{SignatureAlgorithm, Signer};
+use pki_store::domain::AuditAction;
+use pki_store::domain::{CardKind, CertStatus};
+use pki_store::error::{CaError, Result};
+use pki_store::storage::models::{AuthorityRow, CertificateRow, OcspResponderRow};
+use pki_store::storage::schema::{authorities, ocsp_responders};
+use pki_store::storage::{db_time, StorageError};
+use pki_store::with_conn;
+use pki_x509::{ext, name};
 use spki::SubjectPublicKeyInfoOwned;
 use std::sync::Arc;
 use x509_cert::name::Name;
@@ -61,7 +62,7 @@ struct NewCa {
 }
 
 fn key_file_name(base: &str) -> Result<String> {
-    Ok(format!("{base}-{}", crate::keys::random_hex(4)?))
+    Ok(format!("{base}-{}", pki_keys::random_hex(4)?))
 }
 
 fn signature_algorithm(profile: &Profile) -> Result<SignatureAlgorithm> {
@@ -224,7 +225,7 @@ pub fn create_responder(
 
 /// Creates the whole hierarchy. Refuses if any authority already exists.
 pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
-    let existing = authority::list(&mut ca.db)?;
+    let existing = pki_store::authorities::list(&mut ca.db)?;
     if !existing.is_empty() {
         let names: Vec<String> = existing.into_iter().map(|a| a.name).collect();
         return Err(CaError::AlreadyInitialised(names.join(", ")));
@@ -266,7 +267,7 @@ pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
     let actor = ca.actor.clone();
     ca.db.write(&actor, now, |tx| {
         // Another `init` may have finished while these keys were made.
-        let raced = authority::list(tx.db)?;
+        let raced = pki_store::authorities::list(tx.db)?;
         if !raced.is_empty() {
             let names: Vec<String> = raced.into_iter().map(|a| a.name).collect();
             return Err(CaError::AlreadyInitialised(names.join(", ")));
@@ -292,7 +293,7 @@ pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
         }
         let mut certs: Vec<CertificateRow> = cas.iter().map(|c| c.cert.clone()).collect();
         certs.extend(responders.iter().map(|(c, _)| c.clone()));
-        crate::certificates::insert(tx.db, &certs)?;
+        pki_store::certificates::insert(tx.db, &certs)?;
         for (_, row) in &responders {
             with_conn!(tx.db, c => diesel::insert_into(ocsp_responders::table).values(row).execute(c)).map_err(StorageError::from)?;
         }
@@ -302,7 +303,7 @@ pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
                 &c.def_name,
                 serde_json::json!({"profile": c.profile, "serial": c.cert.serial, "subject": c.cert.subject,
                                    "not_after": c.not_after.to_rfc3339(), "key_ref": c.key_ref,
-                                   "certificate_sha256": crate::x509::sha256_hex(&c.cert.der)}),
+                                   "certificate_sha256": pki_x509::sha256_hex(&c.cert.der)}),
             );
         }
         for (cert, row) in &responders {
@@ -329,12 +330,13 @@ pub fn rotate_responder(ca: &mut Ca, authority_name: &str) -> Result<Created> {
         .authority(authority_name)
         .map(|d| d.common_name.clone())
         .ok_or(CaError::NotInitialised)?;
-    let authority = authority::load_row(ca, authority_name)?.open(&ca.keys)?;
-    let (cert, row) = create_responder(ca, &authority.issuer(), &common_name, now)?;
+    let authority = authority::load_row(&mut ca.db, authority_name)?.open(&ca.keys)?;
+    let (cert, row) =
+        create_responder(ca, &crate::mint::Issuer::of(&authority), &common_name, now)?;
     let created = Created::responder(&cert, &row);
     let actor = ca.actor.clone();
     ca.db.write(&actor, now, |tx| {
-        crate::certificates::insert(tx.db, std::slice::from_ref(&cert))?;
+        pki_store::certificates::insert(tx.db, std::slice::from_ref(&cert))?;
         with_conn!(tx.db, c => diesel::insert_into(ocsp_responders::table).values(&row).execute(c))
             .map_err(StorageError::from)?;
         tx.audit(
@@ -372,8 +374,8 @@ pub fn rotate_responders(
     within: Option<chrono::Duration>,
 ) -> Result<Vec<Rotation>> {
     let names: Vec<String> = match only {
-        Some(name) => vec![authority::find(&mut ca.db, name)?.name],
-        None => authority::list(&mut ca.db)?
+        Some(name) => vec![pki_store::authorities::find(&mut ca.db, name)?.name],
+        None => pki_store::authorities::list(&mut ca.db)?
             .into_iter()
             .map(|a| a.name)
             .collect(),
@@ -382,7 +384,7 @@ pub fn rotate_responders(
     let mut out = Vec::new();
     for name in names {
         if let Some(within) = within {
-            if !authority::responder_needs_rotation(&mut ca.db, &name, now, within)? {
+            if !pki_store::authorities::responder_needs_rotation(&mut ca.db, &name, now, within)? {
                 out.push(Rotation::Kept { authority: name });
                 continue;
             }

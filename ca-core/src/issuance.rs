@@ -4,22 +4,24 @@
 //! linting and signing run in parallel, and the chunk's certificates, batch
 //! entries and audit records commit in one transaction.
 
-use crate::authority::{self, Authority};
 use crate::ca::Ca;
-use crate::config::Config;
-use crate::domain::AuditAction;
-use crate::domain::{CardKind, CertStatus, Usage};
-use crate::error::{CaError, Result};
 use crate::mint::{mint, MintRequest};
 use crate::policy::Profile;
-use crate::storage::models::{BatchEntryRow, CardRow, CertificateRow, IdentityRow};
-use crate::storage::schema::issuance_batch_entries;
-use crate::storage::{Db, StorageError, WriteTx};
-use crate::x509::{csr, name};
-use crate::{blocked_keys, certificates, with_conn};
 use chrono::{DateTime, Months, NaiveDate, NaiveTime, SubsecRound, Utc};
 use der::Encode;
 use diesel::prelude::*;
+use pki_keys::authority::{self, Authority};
+use pki_registration::blocked_keys;
+use pki_store::authorities;
+use pki_store::config::Config;
+use pki_store::domain::AuditAction;
+use pki_store::domain::{CardKind, CertStatus, Usage};
+use pki_store::error::{CaError, Result};
+use pki_store::storage::models::{BatchEntryRow, CardRow, CertificateRow, IdentityRow};
+use pki_store::storage::schema::issuance_batch_entries;
+use pki_store::storage::{Db, StorageError, WriteTx};
+use pki_store::{certificates, with_conn};
+use pki_x509::{csr, name};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 
@@ -67,7 +69,7 @@ impl Issuers {
         let mut rows = Vec::new();
         for kind in kinds {
             let name = ca.policy.authority_for_card_kind(*kind)?.name.clone();
-            rows.push((*kind, authority::load_row(ca, &name)?));
+            rows.push((*kind, authority::load_row(&mut ca.db, &name)?));
         }
         let keys = &ca.keys;
         let opened: Vec<(CardKind, Result<Authority>)> = rows
@@ -92,7 +94,7 @@ pub fn chain_der(ca: &mut Ca, issuer: &str) -> Result<Vec<Vec<u8>>> {
     let mut chain = Vec::new();
     let mut next = Some(issuer.to_string());
     while let Some(name) = next {
-        let row = authority::find(&mut ca.db, &name)?;
+        let row = authorities::find(&mut ca.db, &name)?;
         chain.push(certificates::find(&mut ca.db, &row.certificate_serial)?.der);
         next = row.parent;
     }
@@ -161,7 +163,7 @@ pub(crate) fn check_holder_and_card(
     holder: &IdentityRow,
     now: DateTime<Utc>,
 ) -> Result<(CardKind, DateTime<Utc>)> {
-    use crate::eligibility;
+    use pki_registration::eligibility;
     eligibility::check_holder_active(holder)?;
     let kind = card.kind;
     eligibility::check_card_matches_holder(kind, holder)?;
@@ -184,7 +186,7 @@ pub(crate) fn audit_issue(tx: &mut WriteTx<'_>, row: &CertificateRow, extra: ser
         "issuer": row.issuer, "profile": row.profile, "card": row.card_number,
         "usage": row.usage, "holder": row.holder_key, "not_after": row.not_after,
         "public_key_sha256": row.public_key_sha256,
-        "certificate_sha256": crate::x509::sha256_hex(&row.der),
+        "certificate_sha256": pki_x509::sha256_hex(&row.der),
     });
     if let (Some(details), serde_json::Value::Object(extra)) = (details.as_object_mut(), extra) {
         details.extend(extra);
@@ -221,9 +223,9 @@ pub fn plan_chunk(
 ) -> Result<PlannedChunk> {
     let now = ca.clock.now().trunc_subsecs(0);
     let card_numbers: HashSet<String> = inputs.iter().map(|i| i.card_number.clone()).collect();
-    let cards = crate::lookup::cards(&mut ca.db, &card_numbers)?;
+    let cards = pki_store::lookup::cards(&mut ca.db, &card_numbers)?;
     let holder_keys: HashSet<String> = cards.values().map(|c| c.holder_key.clone()).collect();
-    let holders = crate::lookup::identities(&mut ca.db, &holder_keys)?;
+    let holders = pki_store::lookup::identities(&mut ca.db, &holder_keys)?;
     let live = certificates::live_for_cards(&mut ca.db, &card_numbers)?;
     let key_hashes: Vec<Option<String>> = inputs
         .iter()
@@ -413,7 +415,7 @@ fn mint_one(
 ) -> Result<Outcome> {
     let checked = checked_csr(&input.csr, input.usage, &plan.profile)?;
     if let Some(existing) = live.get(&(input.card_number.clone(), input.usage)) {
-        let key_hash = crate::x509::sha256_hex(
+        let key_hash = pki_x509::sha256_hex(
             &checked
                 .public_key
                 .to_der()
@@ -506,7 +508,7 @@ pub(crate) fn build_card_certificate(
             status: cert.status,
             linked_serial: cert.linked_serial,
         },
-        &issuer.issuer(),
+        &crate::mint::Issuer::of(issuer),
         now,
     )
 }
@@ -514,7 +516,7 @@ pub(crate) fn build_card_certificate(
 /// Issues one certificate; any refusal is an error.
 pub fn issue_one(ca: &mut Ca, input: IssueInput) -> Result<CertificateRow> {
     ca.keys.require_passphrase()?;
-    let card = crate::lookup::card(&mut ca.db, &input.card_number)?;
+    let card = pki_store::lookup::card(&mut ca.db, &input.card_number)?;
     let kind = card.kind;
     let issuers = Issuers::load(ca, &[kind])?;
     let options = ChunkOptions {

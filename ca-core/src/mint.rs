@@ -3,18 +3,19 @@
 //! certificates all go through [`mint`]; nothing else calls the signer for
 //! a certificate.
 
-use crate::config::Config;
-use crate::domain::CertKind;
-use crate::domain::{CertStatus, Usage};
-use crate::error::{CaError, Result};
-use crate::keys::Signer;
 use crate::policy::{Profile, ProfileKind};
-use crate::storage::db_time;
-use crate::storage::models::CertificateRow;
 use crate::x509::builder::{self, CertificateSpec, IssuerRef, SERIAL_LEN};
 use crate::x509::lint::{self, Expectations};
 use chrono::{DateTime, Utc};
 use der::Encode;
+use pki_keys::authority::Authority;
+use pki_keys::Signer;
+use pki_store::config::Config;
+use pki_store::domain::CertKind;
+use pki_store::domain::{CertStatus, Usage};
+use pki_store::error::{CaError, Result};
+use pki_store::storage::db_time;
+use pki_store::storage::models::CertificateRow;
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::name::Name;
 
@@ -27,6 +28,20 @@ pub struct Issuer<'a> {
     pub signer: &'a dyn Signer,
     /// None for the self-signed root.
     pub not_after: Option<DateTime<Utc>>,
+}
+
+impl<'a> Issuer<'a> {
+    /// An opened authority as the issuer of a certificate.
+    pub fn of(authority: &'a Authority) -> Self {
+        Issuer {
+            subject: &authority.subject,
+            subject_der: &authority.row.subject_der,
+            key_id: &authority.row.key_id,
+            ca_name: &authority.row.name,
+            signer: authority.signer.as_ref(),
+            not_after: Some(authority.not_after),
+        }
+    }
 }
 
 /// What to certify.
@@ -70,7 +85,7 @@ pub fn mint(
         ProfileKind::EndEntity => u32::from(serial[SERIAL_LEN - 1]) % config.crl.partitions,
         _ => 0,
     };
-    let crl_url = builder::crl_url(config, issuer.ca_name, crl_partition);
+    let crl_url = pki_store::urls::crl_url(config, issuer.ca_name, crl_partition);
     let spec = CertificateSpec {
         profile: req.profile,
         serial,
@@ -132,7 +147,7 @@ pub fn mint(
         not_before: db_time(req.not_before),
         not_after: db_time(req.not_after),
         status: req.status,
-        public_key_sha256: crate::x509::sha256_hex(&spki_der),
+        public_key_sha256: pki_x509::sha256_hex(&spki_der),
         der,
         issued_at: db_time(issued_at),
         revoked_at: None,

@@ -14,20 +14,20 @@
 //! installation on a phone: it supersedes the previous mobile certificate.
 
 use crate::ca::Ca;
-use crate::domain::Reason;
-use crate::domain::{CardKind, CertStatus, Usage};
-use crate::error::{CaError, Result};
 use crate::issuance::{
     build_card_certificate, certificate_limit, check_holder_and_card, checked_csr, mobile_parent,
     CardCertificate, IssueInput, Issuers,
 };
-use crate::lifecycle::{self, Transition};
-use crate::storage::models::CertificateRow;
-use crate::storage::schema::certificates;
-use crate::storage::StorageError;
-use crate::{certificates as certs, with_conn};
 use chrono::SubsecRound;
 use diesel::prelude::*;
+use pki_registration::lifecycle::{self, Transition};
+use pki_store::domain::Reason;
+use pki_store::domain::{CardKind, CertStatus, Usage};
+use pki_store::error::{CaError, Result};
+use pki_store::storage::models::CertificateRow;
+use pki_store::storage::schema::certificates;
+use pki_store::storage::StorageError;
+use pki_store::{certificates as certs, with_conn};
 use std::collections::HashSet;
 
 /// A renewal's result.
@@ -82,9 +82,9 @@ fn current(ca: &mut Ca, card: &str, usage: Usage) -> Result<CertificateRow> {
 pub fn renew(ca: &mut Ca, card_number: &str, usage: Usage, csr_der: Vec<u8>) -> Result<Renewal> {
     ca.keys.require_passphrase()?;
     let now = ca.clock.now().trunc_subsecs(0);
-    let card = crate::lookup::card(&mut ca.db, card_number)?;
-    let holder = crate::lookup::identity(&mut ca.db, &card.holder_key)?;
-    crate::eligibility::for_activation(&holder, &card, now)
+    let card = pki_store::lookup::card(&mut ca.db, card_number)?;
+    let holder = pki_store::lookup::identity(&mut ca.db, &card.holder_key)?;
+    pki_registration::eligibility::for_activation(&holder, &card, now)
         .map_err(|reason| refused(card_number, reason))?;
     let input = IssueInput {
         line: 1,
@@ -125,7 +125,10 @@ pub fn renew(ca: &mut Ca, card_number: &str, usage: Usage, csr_der: Vec<u8>) -> 
     let checked = checked_csr(&input.csr, usage, &profile)?;
     let key_der =
         der::Encode::to_der(&checked.public_key).map_err(crate::x509::builder::BuildError::from)?;
-    crate::blocked_keys::check(&mut ca.db, &crate::blocked_keys::spki_sha256(&key_der))?;
+    pki_registration::blocked_keys::check(
+        &mut ca.db,
+        &pki_registration::blocked_keys::spki_sha256(&key_der),
+    )?;
     let issuers = Issuers::load(ca, &[kind])?;
     let issuer = issuers.for_kind(kind)?;
     if not_after > issuer.not_after {
@@ -164,7 +167,7 @@ fn store(
     let actor = ca.actor.clone();
     let now = ca.clock.now();
     ca.db.write(&actor, now, |tx| {
-        crate::blocked_keys::check(tx.db, &new.public_key_sha256)?;
+        pki_registration::blocked_keys::check(tx.db, &new.public_key_sha256)?;
         let context = serde_json::json!({"renewal": {"new": new.serial}});
         let mut previous = previous;
         if previous.status == CertStatus::Active {
@@ -176,7 +179,7 @@ fn store(
                 &context,
             )?;
         }
-        crate::certificates::insert(tx.db, std::slice::from_ref(&new))?;
+        pki_store::certificates::insert(tx.db, std::slice::from_ref(&new))?;
         let relinked: usize = if new.usage == Some(Usage::Auth) {
             with_conn!(tx.db, c => diesel::update(
                 certificates::table.filter(certificates::linked_serial.eq(&previous.serial)),

@@ -16,11 +16,11 @@
 //! exist. The unit tests decode the result with x509-cert.
 
 use crate::error::{CrlError, Result};
-use ca_core::keys::Signer;
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use const_oid::ObjectIdentifier as Oid;
 use der::asn1::OctetString;
 use der::Encode;
+use pki_keys::Signer;
 use x509_cert::ext::pkix::AuthorityKeyIdentifier;
 use x509_cert::ext::Extension;
 
@@ -109,7 +109,7 @@ fn check_year(t: &NaiveDateTime) -> Result<()> {
     if (1950..=9999).contains(&t.year()) {
         Ok(())
     } else {
-        Err(ca_core::x509::time::TimeError(t.and_utc()).into())
+        Err(pki_x509::time::TimeError(t.and_utc()).into())
     }
 }
 
@@ -314,7 +314,7 @@ pub fn crl_extensions(x: &CrlExtensions<'_>) -> Result<Vec<u8>> {
         issuing_distribution_point(x.distribution_point, x.only_ca_certs),
     )?);
     if let Some(url) = x.freshest {
-        let dp = ca_core::x509::ext::crl_distribution_point(url)?;
+        let dp = pki_x509::ext::crl_distribution_point(url)?;
         exts.push(extension(
             OID_FRESHEST_CRL,
             false,
@@ -478,9 +478,9 @@ pub fn octet_string(content: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ca_core::keys::{SignatureAlgorithm, SoftwareKey};
     use chrono::TimeZone;
     use der::Decode;
+    use pki_keys::{SignatureAlgorithm, SoftwareKey};
     use x509_cert::crl::CertificateList;
 
     fn t(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> NaiveDateTime {
@@ -514,7 +514,7 @@ mod tests {
     #[test]
     fn a_signed_crl_decodes_with_x509_cert() {
         let (key, _) = SoftwareKey::generate(SignatureAlgorithm::EcdsaP384Sha384).unwrap();
-        let issuer = ca_core::x509::name::authority("MC", "Org", "Test CA").unwrap();
+        let issuer = pki_x509::name::authority("MC", "Org", "Test CA").unwrap();
         let issuer_der = issuer.to_der().unwrap();
         let alg = key.algorithm().identifier().to_der().unwrap();
         let this = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
@@ -524,7 +524,10 @@ mod tests {
         for (i, (reason, inv)) in [
             (Some(1u8), Some(t(2026, 11, 1, 0, 0, 0))),
             (None, None),
-            (Some(ca_core::domain::Reason::CertificateHold.code()), None),
+            (
+                Some(pki_store::domain::Reason::CertificateHold.code()),
+                None,
+            ),
             (None, Some(t(2026, 10, 1, 12, 0, 0))),
         ]
         .into_iter()
@@ -554,7 +557,7 @@ mod tests {
         let crl = CertificateList::from_der(der.as_bytes()).unwrap();
         assert_eq!(crl.tbs_cert_list.issuer, issuer);
         assert_eq!(
-            ca_core::x509::time::from_x509(&crl.tbs_cert_list.this_update),
+            pki_x509::time::from_x509(&crl.tbs_cert_list.this_update),
             this
         );
         let revoked = crl.tbs_cert_list.revoked_certificates.as_ref().unwrap();
@@ -577,7 +580,7 @@ mod tests {
     #[test]
     fn no_entries_means_no_list() {
         let (key, _) = SoftwareKey::generate(SignatureAlgorithm::EcdsaP384Sha384).unwrap();
-        let issuer = ca_core::x509::name::authority("MC", "Org", "Test CA").unwrap();
+        let issuer = pki_x509::name::authority("MC", "Org", "Test CA").unwrap();
         let alg = key.algorithm().identifier().to_der().unwrap();
         let this = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
         let w = CrlWriter::new(&alg, &issuer.to_der().unwrap(), 0);

@@ -12,15 +12,15 @@
 
 use crate::encode::EntryData;
 use crate::error::{CrlError, Result};
-use ca_core::domain::{CertStatus, Reason};
-use ca_core::published::{published_status, PublishedStatus, StatusFacts};
-use ca_core::storage::schema::certificates;
-use ca_core::storage::Db;
-use ca_core::with_conn;
 use chrono::NaiveDateTime;
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
+use pki_store::domain::{CertStatus, Reason};
+use pki_store::published::{published_status, PublishedStatus, StatusFacts};
+use pki_store::storage::schema::certificates;
+use pki_store::storage::Db;
+use pki_store::with_conn;
 
 /// The statuses that put a certificate on its CRL (those the core's
 /// published-status rule lists; a unit test checks they agree). Written
@@ -264,7 +264,7 @@ pub fn page(
                 q = q.filter(certificates::not_after.gt(cutoff));
             }
             if sel.ca_certificates_only {
-                q = q.filter(certificates::kind.eq(ca_core::domain::CertKind::IssuingCa));
+                q = q.filter(certificates::kind.eq(pki_store::domain::CertKind::IssuingCa));
             }
             if let Some(lower) = &sel.lower {
                 q = q.filter(certificates::serial.ge(lower));

@@ -5,15 +5,15 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum CrlError {
     #[error(transparent)]
-    Ca(#[from] ca_core::CaError),
+    Ca(#[from] pki_store::CaError),
     #[error(transparent)]
-    Storage(#[from] ca_core::storage::StorageError),
+    Storage(#[from] pki_store::storage::StorageError),
     #[error("encoding error: {0}")]
     Der(#[from] der::Error),
     #[error(transparent)]
-    Key(#[from] ca_core::keys::KeyError),
+    Key(#[from] pki_keys::KeyError),
     #[error(transparent)]
-    Time(#[from] ca_core::x509::time::TimeError),
+    Time(#[from] pki_x509::time::TimeError),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,

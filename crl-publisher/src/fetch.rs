@@ -7,8 +7,8 @@ use crate::error::{CrlError, Result};
 use crate::scan;
 use crate::scope::Kind;
 use crate::state::{self, Record};
-use ca_core::Ca;
 use der::Decode;
+use pki_store::Context;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -111,16 +111,16 @@ pub fn verify_signature(crl: &[u8], issuer_cert: &[u8], issuer: &str) -> Result<
     let p256 = const_oid::db::rfc5912::SECP_256_R_1;
     let p384 = const_oid::db::rfc5912::SECP_384_R_1;
     let verifier: &dyn signature::VerificationAlgorithm = match (alg, curve) {
-        (a, Some(c)) if a == ca_core::policy::oids::ECDSA_SHA384 && c == p384 => {
+        (a, Some(c)) if a == pki_x509::oids::ECDSA_SHA384 && c == p384 => {
             &signature::ECDSA_P384_SHA384_ASN1
         }
-        (a, Some(c)) if a == ca_core::policy::oids::ECDSA_SHA256 && c == p256 => {
+        (a, Some(c)) if a == pki_x509::oids::ECDSA_SHA256 && c == p256 => {
             &signature::ECDSA_P256_SHA256_ASN1
         }
-        (a, Some(c)) if a == ca_core::policy::oids::ECDSA_SHA384 && c == p256 => {
+        (a, Some(c)) if a == pki_x509::oids::ECDSA_SHA384 && c == p256 => {
             &signature::ECDSA_P256_SHA384_ASN1
         }
-        (a, Some(c)) if a == ca_core::policy::oids::ECDSA_SHA256 && c == p384 => {
+        (a, Some(c)) if a == pki_x509::oids::ECDSA_SHA256 && c == p384 => {
             &signature::ECDSA_P384_SHA256_ASN1
         }
         _ => {
@@ -137,10 +137,10 @@ pub fn verify_signature(crl: &[u8], issuer_cert: &[u8], issuer: &str) -> Result<
 }
 
 /// The current CRL of every published scope, optionally of one issuer.
-pub fn current(ca: &mut Ca, issuer: Option<&str>) -> Result<Vec<Record>> {
+pub fn current(ca: &mut Context, issuer: Option<&str>) -> Result<Vec<Record>> {
     let mut records = state::current(&mut ca.db)?;
     if let Some(issuer) = issuer {
-        ca_core::authority::find(&mut ca.db, issuer)?;
+        pki_store::authorities::find(&mut ca.db, issuer)?;
         records.retain(|r| r.issuer == issuer);
     }
     Ok(records)
@@ -160,7 +160,7 @@ pub enum Source {
 
 /// Reads a published CRL and checks its signature (and, from the recorded
 /// file, that it is the recorded one).
-pub fn read(ca: &mut Ca, record: &Record, source: &Source) -> Result<Vec<u8>> {
+pub fn read(ca: &mut Context, record: &Record, source: &Source) -> Result<Vec<u8>> {
     let file = record
         .url
         .rsplit('/')
@@ -187,8 +187,8 @@ pub fn read(ca: &mut Ca, record: &Record, source: &Source) -> Result<Vec<u8>> {
             http_get(&url)?
         }
     };
-    let row = ca_core::authority::find(&mut ca.db, &record.issuer)?;
-    let issuer_cert = ca_core::certificates::find(&mut ca.db, &row.certificate_serial)?.der;
+    let row = pki_store::authorities::find(&mut ca.db, &record.issuer)?;
+    let issuer_cert = pki_store::certificates::find(&mut ca.db, &row.certificate_serial)?.der;
     verify_signature(&bytes, &issuer_cert, &record.issuer)?;
     if matches!(source, Source::Recorded) {
         let sha =

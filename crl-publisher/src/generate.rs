@@ -24,12 +24,15 @@ use crate::scan;
 use crate::schedule::Settings;
 use crate::scope::{Kind, Scope};
 use crate::state::{self, Record};
-use ca_core::authority::{self, Authority};
-use ca_core::storage::models::AuthorityRow;
-use ca_core::storage::Db;
-use ca_core::Ca;
 use chrono::{DateTime, Utc};
 use der::Encode;
+use pki_keys::authority::{self, Authority};
+use pki_keys::KeyStore;
+use pki_store::authorities;
+use pki_store::storage::models::AuthorityRow;
+use pki_store::storage::Db;
+use pki_store::Context;
+use pki_x509::sha256_hex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -68,7 +71,11 @@ enum DeltaBase {
 /// The CA context, its authorities (keys opened when first needed: each
 /// costs a scrypt derivation), and the settings.
 pub struct Publisher {
-    pub ca: Ca,
+    /// The store: configuration, clock, database.
+    pub ca: Context,
+    /// The CA keys that sign CRLs (the publisher holds them until it is
+    /// split into a signer without a listener and a server without keys).
+    keys: KeyStore,
     pub settings: Settings,
     authorities: BTreeMap<String, AuthorityRow>,
     signers: BTreeMap<String, Authority>,
@@ -103,13 +110,9 @@ fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
-}
-
 impl Publisher {
     /// Validates the settings and loads the authorities.
-    pub fn open(mut ca: Ca, settings: Settings) -> Result<Publisher> {
+    pub fn open(mut ca: Context, keys: KeyStore, settings: Settings) -> Result<Publisher> {
         settings.validate(ca.clock.now())?;
         tune_reader(&mut ca.db)?;
         let mut p = Publisher {
@@ -119,6 +122,7 @@ impl Publisher {
             signers: BTreeMap::new(),
             readers: Vec::new(),
             root: None,
+            keys,
             extra_partitions: BTreeMap::new(),
         };
         p.reload_authorities()?;
@@ -127,9 +131,9 @@ impl Publisher {
 
     /// Loads authorities created since the last load (and their partitions).
     pub fn reload_authorities(&mut self) -> Result<()> {
-        let rows = authority::list(&mut self.ca.db)?;
+        let rows = authorities::list(&mut self.ca.db)?;
         if rows.is_empty() {
-            return Err(CrlError::Ca(ca_core::CaError::NotInitialised));
+            return Err(CrlError::Ca(pki_store::CaError::NotInitialised));
         }
         for row in rows {
             if row.parent.is_none() {
@@ -150,7 +154,7 @@ impl Publisher {
     pub fn open_signer(&mut self, name: &str) -> Result<()> {
         if !self.signers.contains_key(name) {
             self.authority(name)?;
-            let opened = authority::load_row(&mut self.ca, name)?.open(&self.ca.keys)?;
+            let opened = authority::load_row(&mut self.ca.db, name)?.open(&self.keys)?;
             self.signers.insert(name.to_string(), opened);
         }
         Ok(())
@@ -238,7 +242,7 @@ impl Publisher {
             Kind::Complete,
         )?;
         let expiry_cutoff = prev.as_ref().map(|r| r.this_update);
-        let feed_position = ca_core::feed::position(&mut self.ca.db)?;
+        let feed_position = pki_store::feed::position(&mut self.ca.db)?;
         let number = self.reserve(&scope.issuer)?;
         let a = &self.signers[&scope.issuer];
         let algorithm = a.signer.algorithm().identifier().to_der()?;
@@ -388,9 +392,9 @@ impl Publisher {
                 return Ok(None);
             }
         };
-        let feed_position = ca_core::feed::position(&mut self.ca.db)?;
+        let feed_position = pki_store::feed::position(&mut self.ca.db)?;
         let changed =
-            ca_core::feed::changed_serials(&mut self.ca.db, base.feed_position, feed_position)?;
+            pki_store::feed::changed_serials(&mut self.ca.db, base.feed_position, feed_position)?;
         // Current state of what may differ from the base, keyed by serial.
         let mut current: HashMap<Vec<u8>, ListedRow> = HashMap::new();
         let mut key = [0u8; 22];

@@ -11,8 +11,8 @@
 use crate::catalog::Catalog;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use ca_core::clock::Clock;
 use chrono::{DateTime, Utc};
+use pki_store::clock::Clock;
 use std::sync::Arc;
 
 /// What the handlers share.

@@ -12,19 +12,19 @@
 //! `crl-publisher/README.md`. Time comes from the injected clock
 //! (`PKI_FAKE_NOW` for tests).
 //!
-//! Test hook (test builds only, see `ca_core::test_hooks`): with
+//! Test hook (test builds only, see `pki_store::test_hooks`): with
 //! `CRL_PUBLISHER_TEST_CRASH_AFTER_SIGN=1` the process aborts right after
 //! signing its first CRL, before storing it (the crash test of the CRL
 //! numbering). Release binaries ignore it.
 
 use anyhow::Context;
-use ca_core::config::Config;
 use clap::{Args, Parser, Subcommand};
 use crl_publisher::catalog::Catalog;
 use crl_publisher::generate::Published;
 use crl_publisher::schedule::{parse_duration, Schedule};
 use crl_publisher::service::Service;
 use crl_publisher::{http, Publisher, Scope, Settings};
+use pki_store::config::Config;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -152,7 +152,7 @@ fn settings(cli: &Cli, config: &Config) -> anyhow::Result<Settings> {
     if let Some(n) = cli.read_threads {
         s.read_threads = n;
     }
-    s.crash_after_sign = ca_core::test_hooks::crash_after_sign();
+    s.crash_after_sign = pki_store::test_hooks::crash_after_sign();
     if let Command::Run(r) = &cli.command {
         s.schedule = Schedule::parse(&r.schedule).context("--schedule")?;
         s.delta_interval = duration("delta-interval", &r.delta_interval)?;
@@ -284,11 +284,12 @@ fn serve(publisher: Publisher, args: &RunArgs) -> anyhow::Result<ExitCode> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::resolve(cli.config.as_deref())?;
     let settings = settings(&cli, &config)?;
-    let clock = ca_core::clock::from_env().map_err(anyhow::Error::msg)?;
-    let url = ca_core::storage::redact(&config.database_url());
-    let ca = ca_core::Ca::open(config, clock, &cli.actor)
-        .with_context(|| format!("opening the CA at {url}"))?;
-    let publisher = Publisher::open(ca, settings)?;
+    let clock = pki_store::clock::from_env().map_err(anyhow::Error::msg)?;
+    let url = pki_store::storage::redact(&config.database_url());
+    let keys = pki_keys::KeyStore::new(&config, pki_store::config::KeyPurpose::Ca);
+    let ca = pki_store::Context::open(config, clock, &cli.actor)
+        .with_context(|| format!("opening the database at {url}"))?;
+    let publisher = Publisher::open(ca, keys, settings)?;
     match &cli.command {
         Command::Publish(args) => publish_once(publisher, args),
         Command::Run(args) => serve(publisher, args),

@@ -17,10 +17,10 @@ use crate::error::{CrlError, Result};
 use crate::scan;
 use crate::scope::Scope;
 use crate::state::{self, Record};
-use ca_core::domain::AuditAction;
-use ca_core::storage::db_time;
-use ca_core::Ca;
 use chrono::{DateTime, NaiveDateTime, Utc};
+use pki_store::domain::AuditAction;
+use pki_store::storage::db_time;
+use pki_store::Context;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -84,7 +84,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Publishes a signed CRL into `out_dir` and records it.
-pub fn publish(ca: &mut Ca, out_dir: &Path, g: &Generated) -> Result<Outcome> {
+pub fn publish(ca: &mut Context, out_dir: &Path, g: &Generated) -> Result<Outcome> {
     fs::create_dir_all(out_dir).map_err(|e| CrlError::io("cannot create", out_dir, e))?;
     let out_dir =
         std::path::absolute(out_dir).map_err(|e| CrlError::io("cannot resolve", out_dir, e))?;

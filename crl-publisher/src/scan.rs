@@ -273,5 +273,5 @@ pub fn parse_entry(entry: &[u8]) -> Result<Entry> {
 
 /// Name of a CRLReason code (the core's one code table).
 pub fn reason_name(code: u8) -> &'static str {
-    ca_core::domain::Reason::code_name(code)
+    pki_store::domain::Reason::code_name(code)
 }

@@ -6,8 +6,8 @@
 //! The root's list (the ARL) is `<crl_base>/<root>.crl` and has no delta.
 //! File names in the publication directory are the last segment of the URL.
 
-use ca_core::config::Config;
-use ca_core::x509::builder::crl_url;
+use pki_store::config::Config;
+use pki_store::urls::crl_url;
 use std::fmt;
 
 /// Complete or delta CRL.

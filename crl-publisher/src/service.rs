@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::generate::{Published, Publisher};
 use crate::schedule::{Job, Scheduler};
 use crate::scope::Scope;
-use ca_core::feed::{self, FeedEvent};
+use pki_store::feed::{self, FeedEvent};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,7 +51,7 @@ pub struct Service {
 impl Service {
     /// Publishes every scope once, then is ready to [`Service::run`].
     pub fn start(mut publisher: Publisher, catalog: Arc<Catalog>) -> Result<Service> {
-        let feed = ca_core::feed::position(&mut publisher.ca.db)?;
+        let feed = pki_store::feed::position(&mut publisher.ca.db)?;
         let scopes = publisher.scopes();
         catalog.set_expected(scopes.clone(), publisher.settings.deltas);
         let mut service = Service {

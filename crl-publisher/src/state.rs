@@ -7,11 +7,11 @@
 
 use crate::error::Result;
 use crate::scope::Kind;
-use ca_core::storage::schema::{crl_numbers, crls};
-use ca_core::storage::Db;
-use ca_core::with_conn;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use pki_store::storage::schema::{crl_numbers, crls};
+use pki_store::storage::Db;
+use pki_store::with_conn;
 use std::collections::BTreeSet;
 
 /// One published CRL.

@@ -24,7 +24,7 @@ use crate::source::{Answer, Source};
 use actix_web::http::header::{self, HeaderValue, HttpDate};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use ca_core::clock::Clock;
+use pki_store::clock::Clock;
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 use x509_ocsp::OcspResponseStatus;

@@ -9,13 +9,13 @@
 //! change keeps its opened key.
 
 use crate::request::HashAlg;
-use ca_core::keys::{KeyStore, SignatureAlgorithm, Signer};
-use ca_core::storage::models::{AuthorityRow, OcspResponderRow};
-use ca_core::storage::schema::ocsp_responders;
-use ca_core::storage::Db;
-use ca_core::with_conn;
 use der::{Decode, Encode};
 use diesel::prelude::*;
+use pki_keys::{KeyStore, SignatureAlgorithm, Signer};
+use pki_store::storage::models::{AuthorityRow, OcspResponderRow};
+use pki_store::storage::schema::ocsp_responders;
+use pki_store::storage::Db;
+use pki_store::with_conn;
 use std::collections::HashMap;
 use std::sync::Arc;
 use x509_cert::Certificate;
@@ -92,7 +92,7 @@ impl Issuers {
 #[derive(Debug, thiserror::Error)]
 pub enum IssuerError {
     #[error(transparent)]
-    Ca(#[from] ca_core::CaError),
+    Ca(#[from] pki_store::CaError),
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
     #[error("certificate {serial} of {what} does not decode: {message}")]
@@ -141,8 +141,8 @@ fn validity(der: &[u8], serial: &str, what: &str) -> Result<(i64, i64), IssuerEr
     })?;
     let v = &cert.tbs_certificate.validity;
     Ok((
-        ca_core::x509::time::from_x509(&v.not_before).timestamp(),
-        ca_core::x509::time::from_x509(&v.not_after).timestamp(),
+        pki_x509::time::from_x509(&v.not_before).timestamp(),
+        pki_x509::time::from_x509(&v.not_after).timestamp(),
     ))
 }
 
@@ -219,7 +219,7 @@ pub fn load(
     now: i64,
     warn: &mut dyn FnMut(String),
 ) -> Result<Issuers, IssuerError> {
-    let rows: Vec<AuthorityRow> = ca_core::authority::list(db)?;
+    let rows: Vec<AuthorityRow> = pki_store::authorities::list(db)?;
     let rows: Vec<AuthorityRow> = rows
         .into_iter()
         .filter(|r| only.is_empty() || only.contains(&r.name))
@@ -234,7 +234,7 @@ pub fn load(
     }
     let mut list = Vec::with_capacity(rows.len());
     for row in rows {
-        let cert = ca_core::certificates::find(db, &row.certificate_serial)?;
+        let cert = pki_store::certificates::find(db, &row.certificate_serial)?;
         let (name_der, key_bits) = subject_and_key(&cert.der, &row.certificate_serial, &row.name)?;
         let next = indexes.len() as u16;
         let index = *indexes.entry(row.name.clone()).or_insert(next);
@@ -283,15 +283,15 @@ fn pick_responder(
                 return Ok(Some(c.clone()));
             }
         }
-        let cert = ca_core::certificates::find(db, &row.certificate_serial)?;
+        let cert = pki_store::certificates::find(db, &row.certificate_serial)?;
         let (not_before, _) = validity(&cert.der, &row.certificate_serial, authority)?;
         if not_before > now {
             continue;
         }
-        let algorithm = ca_core::authority::signature_algorithm_of(&row.key_algorithm)?;
+        let algorithm = pki_keys::authority::signature_algorithm_of(&row.key_algorithm)?;
         let signer = keys
             .open(&row.key_ref, algorithm)
-            .map_err(ca_core::CaError::from)?;
+            .map_err(pki_store::CaError::from)?;
         let responder = responder_from(
             authority,
             &row.certificate_serial,

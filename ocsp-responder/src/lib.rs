@@ -27,7 +27,7 @@
 //!
 //! * `good`; `revoked` with time and reason (no reason code when the CA
 //!   recorded none); suspended or not yet activated (`hold`): `revoked`
-//!   with `certificateHold` (the core's one rule, `ca_core::published::published_status`);
+//!   with `certificateHold` (the core's one rule, `pki_store::published::published_status`);
 //!   expired certificates keep their last status.
 //! * A serial the CA never issued: `revoked`, 1970-01-01, `certificateHold`,
 //!   with the extended revoked definition extension (RFC 6960 §4.4.8) —
@@ -63,7 +63,7 @@
 //! | `--log-level L` | `OCSP_LOG` | `info` | error, warn, info, debug |
 //! | `--instance NAME` | `OCSP_INSTANCE` | `<hostname>-<pid>` | this responder's name in the publication marks (`ocsp_publications`) |
 //!
-//! The clock is `ca_core::clock::from_env` (`PKI_FAKE_NOW` in test builds only).
+//! The clock is `pki_store::clock::from_env` (`PKI_FAKE_NOW` in test builds only).
 
 pub mod der_header;
 pub mod http;
@@ -81,9 +81,9 @@ mod testutil;
 
 pub use settings::Settings;
 
-use ca_core::clock::Clock;
-use ca_core::config::{Config, KeyPurpose};
-use ca_core::keys::KeyStore;
+use pki_keys::KeyStore;
+use pki_store::clock::Clock;
+use pki_store::config::{Config, KeyPurpose};
 use std::sync::Arc;
 
 /// The answering side and the database side of a responder, ready to run.

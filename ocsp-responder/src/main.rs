@@ -5,11 +5,11 @@
 //! crate docs. Prints `listening on http://ADDR` on stdout once bound.
 
 use anyhow::Context;
-use ca_core::config::Config;
 use clap::Parser;
 use ocsp_responder::http::{self, AppState};
 use ocsp_responder::request::Limits;
 use ocsp_responder::Settings;
+use pki_store::config::Config;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,8 +52,8 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     let _ = log::set_logger(logger).map(|()| log::set_max_level(level));
 
     let config = Config::resolve(settings.config.as_deref())?;
-    let clock = ca_core::clock::from_env().map_err(anyhow::Error::msg)?;
-    let url = ca_core::storage::redact(&config.database_url());
+    let clock = pki_store::clock::from_env().map_err(anyhow::Error::msg)?;
+    let url = pki_store::storage::redact(&config.database_url());
     let service = ocsp_responder::start(&settings, &config, clock.clone())
         .with_context(|| format!("starting the OCSP responder on {url}"))?;
     let source = service.source.clone();

@@ -1,6 +1,6 @@
 //! The refresher: the one thread that talks to the database. It loads the
 //! statuses at start, follows the change feed (the audit log,
-//! `ca_core::feed::changes_since`), pre-signs and refreshes responses,
+//! `pki_store::feed::changes_since`), pre-signs and refreshes responses,
 //! and reloads the CAs and responders when they change.
 //!
 //! * **Start** ([`Refresher::start`]): the feed position is read first, then
@@ -28,7 +28,7 @@
 //!   once the new responses are signed (or, for a large change signed in
 //!   the background, once the new statuses are in memory: from then on the
 //!   old responses are gone and the new statuses are answered, signed on
-//!   demand). The SLA report (`ca_core::sla`) reads these marks to know when
+//!   demand). The SLA report (`pki_registration::sla`) reads these marks to know when
 //!   a revocation reached OCSP. A mark that cannot be written is logged as a
 //!   warning; answering goes on.
 
@@ -38,15 +38,15 @@ use crate::request::{HashAlg, Serial};
 use crate::response::Status;
 use crate::source::MemorySource;
 use crate::store::{Key, Lookup, Store};
-use ca_core::domain::{CertStatus, Reason};
-use ca_core::feed;
-use ca_core::keys::KeyStore;
-use ca_core::published::StatusFacts;
-use ca_core::storage::schema::{authorities, certificates, ocsp_publications, ocsp_responders};
-use ca_core::storage::{db_time, Db};
-use ca_core::with_conn;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use pki_keys::KeyStore;
+use pki_store::domain::{CertStatus, Reason};
+use pki_store::feed;
+use pki_store::published::StatusFacts;
+use pki_store::storage::schema::{authorities, certificates, ocsp_publications, ocsp_responders};
+use pki_store::storage::{db_time, Db};
+use pki_store::with_conn;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -101,9 +101,9 @@ impl Default for RefreshSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
     #[error(transparent)]
-    Storage(#[from] ca_core::storage::StorageError),
+    Storage(#[from] pki_store::storage::StorageError),
     #[error(transparent)]
-    Ca(#[from] ca_core::CaError),
+    Ca(#[from] pki_store::CaError),
     #[error(transparent)]
     Issuers(#[from] issuers::IssuerError),
     #[error("database error: {0}")]
@@ -800,9 +800,9 @@ mod follow_tests {
     use crate::metrics::Metrics;
     use crate::source::Policy;
     use crate::testutil::Fixture;
-    use ca_core::clock::SystemClock;
-    use ca_core::config::KeyPurpose;
-    use ca_core::lifecycle::{Scope, Transition};
+    use pki_registration::lifecycle::{Scope, Transition};
+    use pki_store::clock::SystemClock;
+    use pki_store::config::KeyPurpose;
 
     fn refresher(f: &Fixture) -> Refresher {
         let source = Arc::new(MemorySource {
@@ -860,7 +860,7 @@ mod follow_tests {
             Serial::from_hex(&old_responder.serial).unwrap(),
         );
         let mut ca = f.ca();
-        ca_core::revocation::apply(
+        pki_registration::revocation::apply(
             &mut ca,
             &Scope::Serial(old_responder.serial.clone()),
             Transition::Revoke(Some(Reason::KeyCompromise)),

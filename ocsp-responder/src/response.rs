@@ -14,11 +14,11 @@
 use crate::der_header::{header_len, push_header};
 use crate::issuers::Responder;
 use crate::request::{HashAlg, Serial};
-use ca_core::domain::Reason;
-use ca_core::published::{published_status, PublishedStatus, StatusFacts};
 use const_oid::db::rfc6960::{ID_PKIX_OCSP_EXTENDED_REVOKE, ID_PKIX_OCSP_NONCE};
 use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
 use der::Encode;
+use pki_store::domain::Reason;
+use pki_store::published::{published_status, PublishedStatus, StatusFacts};
 use spki::AlgorithmIdentifierOwned;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,7 +101,7 @@ pub enum BuildError {
     #[error("DER encoding failed: {0}")]
     Der(#[from] der::Error),
     #[error("signing failed: {0}")]
-    Sign(#[from] ca_core::keys::KeyError),
+    Sign(#[from] pki_keys::KeyError),
 }
 
 /// The CertID of a certificate as this responder writes it in pre-signed

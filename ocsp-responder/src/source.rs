@@ -27,7 +27,7 @@ use crate::metrics::{Metrics, Outcome, Production};
 use crate::request::{HashAlg, ParsedRequest, RequestedId, Serial};
 use crate::response::{self, canonical_cert_id, Signed, SingleAnswer, Status, Times};
 use crate::store::{Lookup, Store};
-use ca_core::clock::Clock;
+use pki_store::clock::Clock;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use x509_ocsp::OcspResponseStatus;
@@ -415,10 +415,10 @@ mod tests {
     use super::*;
     use crate::request::{parse, Limits};
     use crate::testutil::Fixture;
-    use ca_core::clock::FixedClock;
     use chrono::{TimeZone, Utc};
     use der::asn1::OctetString;
     use der::Decode;
+    use pki_store::clock::FixedClock;
     use x509_ocsp::{BasicOcspResponse, CertId, CertStatus, OcspResponse};
 
     /// A time inside the fixture's responder validity.
@@ -527,7 +527,7 @@ mod tests {
             (ca, serial),
             Status::Revoked {
                 at: now() - 5,
-                reason: Some(ca_core::domain::Reason::KeyCompromise),
+                reason: Some(pki_store::domain::Reason::KeyCompromise),
             },
         );
         let revoked = ask(&source, vec![id.clone()], None);

@@ -2,10 +2,10 @@
 //! temporary SQLite database, with its responders loaded.
 
 use crate::issuers::{self, Issuers};
-use ca_core::clock::SystemClock;
-use ca_core::config::{Config, KeyPurpose};
-use ca_core::keys::KeyStore;
 use ca_core::Ca;
+use pki_keys::KeyStore;
+use pki_store::clock::SystemClock;
+use pki_store::config::{Config, KeyPurpose};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 

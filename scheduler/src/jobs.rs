@@ -1,12 +1,12 @@
 //! The scheduler's jobs and their bookkeeping.
 //!
 //! * [`Job`]: the five jobs of `[scheduler]` in pki.toml and what each runs:
-//!   `requests` ([`ca_core::requests::execute_due`], repeated while a full
+//!   `requests` ([`pki_registration::requests::execute_due`], repeated while a full
 //!   page of requests was executed), `expiry`
-//!   ([`ca_core::lifecycle::expire_due`]), `reminders`
-//!   (`ca_core::reminders::decide_due`), `mail` ([`crate::mail::deliver_due`])
-//!   and `sla` ([`ca_core::sla::stamp_publications`] then
-//!   [`ca_core::sla::summary`]). [`run_job`] runs one on an open [`Ca`] and
+//!   ([`pki_registration::lifecycle::expire_due`]), `reminders`
+//!   (`pki_registration::reminders::decide_due`), `mail` ([`crate::mail::deliver_due`])
+//!   and `sla` ([`pki_registration::sla::stamp_publications`] then
+//!   [`pki_registration::sla::summary`]). [`run_job`] runs one on an open [`Context`] and
 //!   returns its report as JSON.
 //! * [`Runner`]: runs jobs for the service and for `run-once`. Each job keeps
 //!   its own CA context (opened on first use, reopened after a failure, so a
@@ -20,14 +20,14 @@
 //! Times of runs are wall-clock times (when the process did something);
 //! the jobs themselves decide with the CA's injected clock (`PKI_FAKE_NOW`).
 
-use ca_core::clock::Clock;
-use ca_core::config::{self, Config};
-use ca_core::sla::SlaSummary;
-use ca_core::storage::schema::reminders;
-use ca_core::storage::Db;
-use ca_core::{with_conn, Ca, CaError};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use pki_registration::sla::SlaSummary;
+use pki_store::clock::Clock;
+use pki_store::config::{self, Config};
+use pki_store::storage::schema::reminders;
+use pki_store::storage::Db;
+use pki_store::{with_conn, CaError, Context};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -186,13 +186,13 @@ pub fn outbox_counts(db: &mut Db) -> Result<BTreeMap<String, u64>, JobError> {
 }
 
 /// Runs one job once on an open CA.
-pub fn run_job(job: Job, ca: &mut Ca) -> Result<Output, JobError> {
+pub fn run_job(job: Job, ca: &mut Context) -> Result<Output, JobError> {
     match job {
         Job::Requests => {
             let mut total = serde_json::json!({});
             let mut pages = 0u64;
             loop {
-                let r = ca_core::requests::execute_due(ca, REQUESTS_PAGE)?;
+                let r = pki_registration::requests::execute_due(ca, REQUESTS_PAGE)?;
                 pages += 1;
                 let full = r.executed >= REQUESTS_PAGE;
                 add_counts(&mut total, serde_json::to_value(&r)?);
@@ -206,11 +206,11 @@ pub fn run_job(job: Job, ca: &mut Ca) -> Result<Output, JobError> {
             Ok(Output::report(total))
         }
         Job::Expiry => {
-            let expired = ca_core::lifecycle::expire_due(ca)?;
+            let expired = pki_registration::lifecycle::expire_due(ca)?;
             Ok(Output::report(serde_json::json!({ "expired": expired })))
         }
         Job::Reminders => {
-            let r = ca_core::reminders::decide_due(ca)?;
+            let r = pki_registration::reminders::decide_due(ca)?;
             let mut out = Output::report(serde_json::to_value(&r)?);
             out.outbox = Some(outbox_counts(&mut ca.db)?);
             Ok(out)
@@ -223,10 +223,10 @@ pub fn run_job(job: Job, ca: &mut Ca) -> Result<Output, JobError> {
             Ok(out)
         }
         Job::Sla => {
-            let stamped = ca_core::sla::stamp_publications(&mut ca.db)?;
+            let stamped = pki_registration::sla::stamp_publications(&mut ca.db)?;
             let now = ca.clock.now();
-            let summary = ca_core::sla::summary(&mut ca.db, now)?;
-            let responders = ca_core::authority::responder_days_left(&mut ca.db, now)?;
+            let summary = pki_registration::sla::summary(&mut ca.db, now)?;
+            let responders = pki_store::authorities::responder_days_left(&mut ca.db, now)?;
             let mut report = serde_json::json!({ "stamped": stamped });
             report["summary"] = serde_json::to_value(&summary)?;
             report["responder_days_left"] = serde_json::json!(responders
@@ -393,7 +393,7 @@ impl RunResult {
 /// One job's CA context and run flag.
 #[derive(Default)]
 struct Slot {
-    ca: Mutex<Option<Ca>>,
+    ca: Mutex<Option<Context>>,
     running: AtomicBool,
 }
 
@@ -487,10 +487,11 @@ impl Runner {
 
     /// Opens the job's CA if needed and runs it; a failed run closes the
     /// CA context (the next run reconnects), and a panic becomes an error.
-    fn run_with(&self, job: Job, ca: &mut Option<Ca>) -> Result<Output, JobError> {
+    fn run_with(&self, job: Job, ca: &mut Option<Context>) -> Result<Output, JobError> {
         if ca.is_none() {
             *ca = Some(
-                Ca::open(self.config.clone(), self.clock.clone(), ACTOR).map_err(JobError::Open)?,
+                Context::open(self.config.clone(), self.clock.clone(), ACTOR)
+                    .map_err(JobError::Open)?,
             );
         }
         let Some(open) = ca.as_mut() else {
@@ -612,7 +613,7 @@ mod tests {
             database_url: Some(format!("sqlite://{}", dir.path().display())),
             ..Config::default()
         };
-        let runner = Runner::new(config, Arc::new(ca_core::clock::SystemClock));
+        let runner = Runner::new(config, Arc::new(pki_store::clock::SystemClock));
         let r = runner.run(Job::Expiry);
         assert!(!r.ok(), "{r:?}");
         let r = runner.run(Job::Expiry);
@@ -631,7 +632,7 @@ mod tests {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
-        let runner = Runner::new(config, Arc::new(ca_core::clock::SystemClock));
+        let runner = Runner::new(config, Arc::new(pki_store::clock::SystemClock));
         for job in Job::ALL {
             let r = runner.run(job);
             assert!(r.ok(), "{job:?}: {r:?}");

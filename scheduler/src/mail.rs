@@ -1,7 +1,7 @@
 //! Delivery of the reminder outbox over SMTP (the `mail` job).
 //!
 //! [`deliver_due`] claims due `pending` e-mail reminders from the outbox
-//! (`ca_core::reminders::claim_due`: a lease in `claimed_until`, taken by a
+//! (`pki_registration::reminders::claim_due`: a lease in `claimed_until`, taken by a
 //! conditional update, so two schedulers never hold the same reminder),
 //! hands each to the relay of `[smtp]` in pki.toml with lettre's blocking
 //! [`SmtpTransport`] (the scheduler runs jobs in the blocking pool), and
@@ -21,20 +21,20 @@
 //!
 //! At least once: a crash after the relay accepted a message and before it
 //! is marked sent sends it again once the lease is over. Every message
-//! carries the Message-ID `ca_core::reminders::message_id`, derived only
+//! carries the Message-ID `pki_registration::reminders::message_id`, derived only
 //! from (card, notAfter, offset), so the duplicate can be recognised
 //! downstream. The message's Date is the CA clock's (`PKI_FAKE_NOW`).
 
-use anyhow::Context;
-use ca_core::config::Smtp;
-use ca_core::domain::SmtpTls;
-use ca_core::reminders::{self, Failure, ReminderKey};
-use ca_core::storage::models::ReminderRow;
-use ca_core::Ca;
+use anyhow::Context as _;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Message, SmtpTransport, Transport};
+use pki_registration::reminders::{self, Failure, ReminderKey};
+use pki_store::config::Smtp;
+use pki_store::domain::SmtpTls;
+use pki_store::storage::models::ReminderRow;
+use pki_store::Context;
 use std::time::{Duration, SystemTime};
 
 /// Reminders claimed at a time.
@@ -101,7 +101,7 @@ pub fn message(
 }
 
 /// Delivers up to `limit` due e-mail reminders (see the module docs).
-pub fn deliver_due(ca: &mut Ca, limit: usize) -> anyhow::Result<DeliveryReport> {
+pub fn deliver_due(ca: &mut Context, limit: usize) -> anyhow::Result<DeliveryReport> {
     let smtp = ca.config.smtp.clone();
     let from: Mailbox = smtp
         .from
@@ -208,11 +208,11 @@ mod tests {
             offset_days: 30,
             holder_key: "MC00000001".into(),
             serials: "01".into(),
-            channel: ca_core::domain::ReminderChannel::Email,
+            channel: pki_store::domain::ReminderChannel::Email,
             recipient: recipient.map(str::to_string),
             subject: "Vos certificats expirent / Your certificates expire".into(),
             body: "Bonjour, l'échéance approche.\n\nHello, the end is near.\n".into(),
-            state: ca_core::domain::ReminderState::Pending,
+            state: pki_store::domain::ReminderState::Pending,
             attempts: 0,
             next_attempt_at: t,
             claimed_until: None,

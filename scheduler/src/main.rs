@@ -12,11 +12,11 @@
 //! then it exits 0. `run-once` prints one line per job,
 //! `{"job":"sla","ok":true,"report":{...},"ms":12}`, and exits 1 (with the
 //! error on stderr) when a job failed. The clock is
-//! `ca_core::clock::from_env` (`PKI_FAKE_NOW`).
+//! `pki_store::clock::from_env` (`PKI_FAKE_NOW`).
 
 use anyhow::Context;
-use ca_core::config::Config;
 use clap::{Parser, Subcommand, ValueEnum};
+use pki_store::config::Config;
 use scheduler::jobs::{Job, RunResult, Runner};
 use scheduler::server::{self, AppState, DbProbe};
 use std::io::Write;
@@ -86,7 +86,8 @@ impl log::Log for StderrLogger {
         m.level() <= self.0
             && (m.target().starts_with("scheduler")
                 || m.target().starts_with("pki_scheduler")
-                || m.target().starts_with("ca_core")
+                || m.target().starts_with("pki_registration")
+                || m.target().starts_with("pki_store")
                 || m.level() <= log::Level::Warn)
     }
 
@@ -258,7 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let _ = log::set_logger(logger).map(|()| log::set_max_level(level));
 
     let config = Config::resolve(cli.config.as_deref())?;
-    let clock = ca_core::clock::from_env().map_err(anyhow::Error::msg)?;
+    let clock = pki_store::clock::from_env().map_err(anyhow::Error::msg)?;
     let listen = cli
         .listen
         .clone()

@@ -20,7 +20,7 @@ use crate::jobs::{Runner, Snapshot};
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use ca_core::storage::Db;
+use pki_store::storage::Db;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
@@ -53,7 +53,7 @@ impl DbProbe {
         let Some(db) = conn.as_mut() else {
             return Err("no connection".into());
         };
-        match ca_core::feed::position(db) {
+        match pki_store::feed::position(db) {
             Ok(_) => Ok(()),
             Err(e) => {
                 *conn = None;
@@ -250,7 +250,7 @@ pub fn render_metrics(s: &Snapshot, db_up: bool) -> String {
 mod tests {
     use super::*;
     use crate::jobs::{Job, JobStats};
-    use ca_core::sla::SlaSummary;
+    use pki_registration::sla::SlaSummary;
 
     #[test]
     fn metrics_text() {

@@ -1,4 +1,4 @@
-//! One published-status rule (`ca_core::published::published_status`):
+//! One published-status rule (`pki_store::published::published_status`):
 //! every combination of stored status, revocation reason and suspension
 //! cause is written into the database, then asked of the real OCSP
 //! responder (`openssl ocsp`), listed by the real CRL publisher (`openssl

@@ -28,7 +28,7 @@
 //!
 //! * `residency-ended`: one event per resident, all with the same
 //!   `effective` instant T = now + `--lead-seconds`, recorded through
-//!   `ca_core::requests::record_all` in chunks of 500 (what `pki-admin
+//!   `pki_registration::requests::record_all` in chunks of 500 (what `pki-admin
 //!   registry events FILE --no-execute` does) before T. Each event makes a
 //!   revoke request and an identity-status request, due at T.
 //! * `card-lost`: one event per national's card, all reported at the same
@@ -42,8 +42,8 @@
 //! requests' feed positions against the responders' publication marks and
 //! the CRLs' feed positions) until every revoke request of the wave is
 //! executed and published in both, then stamps the publication times
-//! (`ca_core::sla::stamp_publications`, as the scheduler's `sla` job does)
-//! and reads them with `ca_core::sla::report`. Times come from the SLA
+//! (`pki_registration::sla::stamp_publications`, as the scheduler's `sla` job does)
+//! and reads them with `pki_registration::sla::report`. Times come from the SLA
 //! columns: due, executed, first OCSP publication mark and first CRL
 //! (complete or delta) at or past the request's change-feed position.
 //! Alongside, the wave is watched from outside, as a relying party sees it
@@ -67,21 +67,24 @@
 //! ```
 
 use anyhow::{bail, ensure, Context};
-use ca_core::clock::SystemClock;
-use ca_core::config::Config;
-use ca_core::events::{self, CheckedEvent};
-use ca_core::input::Format;
-use ca_core::lifecycle::{self, Scope, Transition};
-use ca_core::sla::{self, SlaLine};
-use ca_core::storage::schema::revocation_requests as rr;
-use ca_core::storage::schema::{certificates, crls, identities, ocsp_publications};
-use ca_core::storage::{Db, StorageError};
-use ca_core::{batch, cards, hierarchy, registry, requests, sample, with_conn, Ca};
+use ca_core::{batch, hierarchy, Ca};
 use chrono::{DateTime, DurationRound, NaiveDateTime, Utc};
 use clap::{Parser, ValueEnum};
 use der::{Decode, Encode};
 use diesel::prelude::*;
 use ocsp_responder::request::{HashAlg, Serial};
+use pki_registration::events::{self, CheckedEvent};
+use pki_registration::lifecycle::{self, Scope, Transition};
+use pki_registration::sla::{self, SlaLine};
+use pki_registration::{cards, registry, requests};
+use pki_sample as sample;
+use pki_store::clock::SystemClock;
+use pki_store::config::Config;
+use pki_store::input::Format;
+use pki_store::storage::schema::revocation_requests as rr;
+use pki_store::storage::schema::{certificates, crls, identities, ocsp_publications};
+use pki_store::storage::{Db, StorageError};
+use pki_store::with_conn;
 use rayon::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -645,13 +648,13 @@ fn setup_population(ca: &mut Ca, dir: &Path, population: usize) -> anyhow::Resul
                     true,
                 )?;
                 if changed.len() != 1 {
-                    return Err(ca_core::CaError::Field {
+                    return Err(pki_store::CaError::Field {
                         field: "serial".into(),
                         message: format!("{serial}: {} certificates activated", changed.len()),
                     });
                 }
             }
-            Ok::<_, ca_core::CaError>(())
+            Ok::<_, pki_store::CaError>(())
         })?;
     }
     let activate_seconds = t.elapsed().as_secs_f64();
@@ -815,8 +818,8 @@ struct OcspProbe {
 
 impl OcspProbe {
     fn new(ca: &mut Ca, addr: &str, issuer: &str) -> anyhow::Result<OcspProbe> {
-        let authority = ca_core::authority::find(&mut ca.db, issuer)?;
-        let ca_cert = ca_core::certificates::find(&mut ca.db, &authority.certificate_serial)?;
+        let authority = pki_store::authorities::find(&mut ca.db, issuer)?;
+        let ca_cert = pki_store::certificates::find(&mut ca.db, &authority.certificate_serial)?;
         let parsed = x509_cert::Certificate::from_der(&ca_cert.der)?;
         let name_der = parsed.tbs_certificate.subject.to_der()?;
         let key_bits = parsed
@@ -1173,7 +1176,7 @@ fn run_wave(
         let lines: Vec<SlaLine> = sla::report(&mut ca.db, Utc::now(), Some(since), i64::MAX)?
             .into_iter()
             .filter(|l| {
-                l.request.starts_with(prefix) && l.change == ca_core::domain::RequestKind::Revoke
+                l.request.starts_with(prefix) && l.change == pki_store::domain::RequestKind::Revoke
             })
             .collect();
         if lines
@@ -1515,7 +1518,7 @@ fn run(args: &Args, backend: &str, database_url: &str, dir: &Path) -> anyhow::Re
         "crl-publisher": services.crl.stop()?,
         "pki-scheduler": services.scheduler.stop()?,
     });
-    let audit_ok = ca_core::audit::verify(&mut ca.db).is_ok();
+    let audit_ok = pki_store::audit::verify(&mut ca.db).is_ok();
     Ok(json!({
         "bench": "lifecycle",
         "backend": backend,
@@ -1599,13 +1602,13 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let out = if postgres {
         let schema = format!("lifecycle_bench_{}", std::process::id());
-        let url = ca_core::storage::pg_fresh_schema(&args.database, &schema)
+        let url = pki_store::storage::pg_fresh_schema(&args.database, &schema)
             .context("PostgreSQL for the benchmark")?;
         let out = run(&args, backend, &url, &dir);
         if args.keep_schema {
             eprintln!("schema {schema} kept");
         } else {
-            ca_core::storage::pg_drop_schema(&args.database, &schema)?;
+            pki_store::storage::pg_drop_schema(&args.database, &schema)?;
         }
         out?
     } else {

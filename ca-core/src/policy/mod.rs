@@ -4,11 +4,9 @@
 //! and the pre-issuance linter checks every certificate against the same one.
 
 mod model;
-pub mod oids;
 
 pub use model::{
-    AuthorityDef, KeyAlgorithm, KeyUsageBit, Policy, PolicyError, Profile, ProfileKind,
-    QcStatement, SubjectKind, Usage, ValidityRule,
+    AuthorityDef, Policy, PolicyError, Profile, ProfileKind, SubjectKind, Usage, ValidityRule,
 };
 
 /// The profiles shipped with this build (`policies/profiles.toml`).

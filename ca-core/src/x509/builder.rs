@@ -2,13 +2,14 @@
 //! writes what the profile says; the linter (`lint`) checks the encoded
 //! result against the same profile before the signature is made.
 
-use super::{ext, qc, time};
-use crate::config::Config;
-use crate::keys::{KeyError, Signer};
 use crate::policy::{Profile, ProfileKind};
 use chrono::{DateTime, Utc};
 use der::asn1::BitString;
 use der::{Encode, Header, Length, Tag};
+use pki_keys::{KeyError, Signer};
+use pki_store::config::Config;
+use pki_store::urls::{ca_issuers_url, crl_url};
+use pki_x509::{ext, qc, time};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::certificate::{TbsCertificate, Version};
 use x509_cert::name::Name;
@@ -60,25 +61,6 @@ pub struct CertificateSpec<'a> {
     pub not_after: DateTime<Utc>,
     /// The CRL partition the certificate is listed in (0 for CA and responder certificates).
     pub crl_partition: u32,
-}
-
-/// The CRL distribution point of a partition: `<crl_base>/<ca>.crl` for
-/// partition 0 (the only one by default), `<crl_base>/<ca>-p<k>.crl` for
-/// the others, so a URL never changes when partitions are added.
-pub fn crl_url(config: &Config, ca_name: &str, partition: u32) -> String {
-    let base = config.urls.crl_base.trim_end_matches('/');
-    match partition {
-        0 => format!("{base}/{ca_name}.crl"),
-        k => format!("{base}/{ca_name}-p{k}.crl"),
-    }
-}
-
-/// `<ca_issuers_base>/<ca>.cer`
-pub fn ca_issuers_url(config: &Config, ca_name: &str) -> String {
-    format!(
-        "{}/{ca_name}.cer",
-        config.urls.ca_issuers_base.trim_end_matches('/')
-    )
 }
 
 /// Assembles the TBSCertificate.
@@ -160,4 +142,10 @@ pub fn sign_tbs(tbs_der: &[u8], signer: &dyn Signer) -> Result<Vec<u8>, BuildErr
     out.extend_from_slice(&algorithm);
     out.extend_from_slice(&signature);
     Ok(out)
+}
+
+impl From<BuildError> for pki_store::CaError {
+    fn from(e: BuildError) -> Self {
+        pki_store::CaError::Build(Box::new(e))
+    }
 }

@@ -3,12 +3,12 @@
 //! and the issuing context. Issuance refuses to sign anything with a
 //! finding, as Boulder does with its pre-issuance lint.
 
-use super::{csr, ext, name, qc, time};
-use crate::keys::SignatureAlgorithm;
-use crate::policy::{oids, Profile, ProfileKind, SubjectKind};
+use crate::policy::{Profile, ProfileKind, SubjectKind};
 use chrono::{DateTime, Utc};
 use const_oid::ObjectIdentifier as Oid;
 use der::{Decode, Encode};
+use pki_keys::SignatureAlgorithm;
+use pki_x509::{csr, ext, name, oids, qc, time};
 use std::collections::HashSet;
 use x509_cert::certificate::{TbsCertificate, Version};
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
@@ -115,13 +115,13 @@ pub fn lint(tbs_der: &[u8], exp: &Expectations<'_>) -> Vec<String> {
     findings
 }
 
-fn csr_key_of(tbs: &TbsCertificate) -> Result<crate::policy::KeyAlgorithm, csr::CsrError> {
+fn csr_key_of(tbs: &TbsCertificate) -> Result<pki_x509::KeyAlgorithm, csr::CsrError> {
     // Reuse the CSR key classifier on the certified key.
     let der = tbs
         .subject_public_key_info
         .to_der()
         .map_err(|e| csr::CsrError::Malformed(e.to_string()))?;
-    crate::x509::csr::classify_key(&der)
+    pki_x509::csr::classify_key(&der)
 }
 
 fn lint_subject(tbs: &TbsCertificate, exp: &Expectations<'_>, f: &mut impl FnMut(&str, String)) {

@@ -2,12 +2,23 @@
 //! [`Signer`] trait only, so a PKCS#11 backend slots in beside the software
 //! one without touching them. A key is named by a *key reference*
 //! (`software:<file>`; later `pkcs11:<uri>`) that the database stores.
+//!
+//! This is the only crate that opens a private key. The OCSP responder
+//! links it for its responder keys only ([`KeyStore`] of
+//! `KeyPurpose::OcspResponder`); the CA links it for both families.
+//!
+//! | module | job |
+//! | --- | --- |
+//! | (root) | [`Signer`], [`SignatureAlgorithm`], [`KeyStore`]: where keys live, open and generate |
+//! | `software` | encrypted PKCS#8 key files, signing with aws-lc-rs |
+//! | [`authority`] | a stored CA opened for signing: row, certificate, subject and key |
 
+pub mod authority;
 mod software;
 
 pub use software::SoftwareKey;
 
-use crate::config::{Config, KeyPurpose};
+use pki_store::config::{Config, KeyPurpose};
 use spki::AlgorithmIdentifierOwned;
 use std::sync::Arc;
 
@@ -61,8 +72,8 @@ pub enum SignatureAlgorithm {
 impl SignatureAlgorithm {
     pub fn oid(self) -> const_oid::ObjectIdentifier {
         match self {
-            SignatureAlgorithm::EcdsaP256Sha256 => crate::policy::oids::ECDSA_SHA256,
-            SignatureAlgorithm::EcdsaP384Sha384 => crate::policy::oids::ECDSA_SHA384,
+            SignatureAlgorithm::EcdsaP256Sha256 => pki_x509::oids::ECDSA_SHA256,
+            SignatureAlgorithm::EcdsaP384Sha384 => pki_x509::oids::ECDSA_SHA384,
         }
     }
 
@@ -74,18 +85,18 @@ impl SignatureAlgorithm {
         }
     }
 
-    pub fn key_algorithm(self) -> crate::policy::KeyAlgorithm {
+    pub fn key_algorithm(self) -> pki_x509::KeyAlgorithm {
         match self {
-            SignatureAlgorithm::EcdsaP256Sha256 => crate::policy::KeyAlgorithm::EcP256,
-            SignatureAlgorithm::EcdsaP384Sha384 => crate::policy::KeyAlgorithm::EcP384,
+            SignatureAlgorithm::EcdsaP256Sha256 => pki_x509::KeyAlgorithm::EcP256,
+            SignatureAlgorithm::EcdsaP384Sha384 => pki_x509::KeyAlgorithm::EcP384,
         }
     }
 
     /// The signature algorithm that goes with a CA key type.
-    pub fn for_key(key: crate::policy::KeyAlgorithm) -> Option<Self> {
+    pub fn for_key(key: pki_x509::KeyAlgorithm) -> Option<Self> {
         match key {
-            crate::policy::KeyAlgorithm::EcP256 => Some(SignatureAlgorithm::EcdsaP256Sha256),
-            crate::policy::KeyAlgorithm::EcP384 => Some(SignatureAlgorithm::EcdsaP384Sha384),
+            pki_x509::KeyAlgorithm::EcP256 => Some(SignatureAlgorithm::EcdsaP256Sha256),
+            pki_x509::KeyAlgorithm::EcP384 => Some(SignatureAlgorithm::EcdsaP384Sha384),
             _ => None,
         }
     }
@@ -105,7 +116,7 @@ pub trait Signer: Send + Sync {
 pub struct KeyStore {
     purpose: KeyPurpose,
     dir: std::path::PathBuf,
-    passphrase: Result<String, crate::config::ConfigError>,
+    passphrase: Result<String, pki_store::config::ConfigError>,
 }
 
 impl KeyStore {
@@ -158,5 +169,11 @@ impl KeyStore {
             .ok_or_else(|| KeyError::UnsupportedReference(key_ref.to_string()))?;
         let key = SoftwareKey::load_encrypted(&self.dir.join(file), algorithm, self.passphrase()?)?;
         Ok(Arc::new(key))
+    }
+}
+
+impl From<KeyError> for pki_store::CaError {
+    fn from(e: KeyError) -> Self {
+        pki_store::CaError::Key(Box::new(e))
     }
 }

@@ -5,22 +5,30 @@
 use crate::domain::{CardKind, IdentityStatus, RegistrationAuthority, Usage};
 use chrono::{NaiveDate, NaiveDateTime};
 
+/// An error raised by a layer above the store (keys, profiles, certificate
+/// encoding), kept whole: its crate converts it with a `From` impl, and
+/// [`CaError::layer`] gets the typed error back.
+pub type LayerError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The profiles (`ca_core::policy::PolicyError`).
     #[error(transparent)]
-    Policy(#[from] crate::policy::PolicyError),
+    Policy(LayerError),
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    /// A key store or a signature (`pki_keys::KeyError`).
     #[error(transparent)]
-    Key(#[from] crate::keys::KeyError),
+    Key(LayerError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// Certificate encoding (`ca_core::x509::builder::BuildError`).
     #[error("certificate encoding failed: {0}")]
-    Build(#[from] crate::x509::builder::BuildError),
+    Build(LayerError),
     #[error("invalid CSR: {0}")]
-    Csr(#[from] crate::x509::csr::CsrError),
+    Csr(#[from] pki_x509::csr::CsrError),
     #[error("cannot read {path}: {source}")]
     ReadFile {
         path: String,
@@ -134,6 +142,16 @@ pub enum CaError {
     /// A single `issue` whose transaction failed: nothing was stored.
     #[error("not stored: the transaction failed ({0}); nothing was issued, run the command again to retry")]
     NotStoredOne(String),
+}
+
+impl CaError {
+    /// The typed error of a layer above the store, if this is one of that type.
+    pub fn layer<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            CaError::Policy(e) | CaError::Key(e) | CaError::Build(e) => e.downcast_ref(),
+            _ => None,
+        }
+    }
 }
 
 pub type Result<T, E = CaError> = std::result::Result<T, E>;

@@ -76,16 +76,16 @@
 //! certificates are renewed or revoked is delivered all the same (the
 //! outbox has no "cancelled" state).
 
-use crate::ca::Ca;
-use crate::config::Reminders as RemindersConfig;
-use crate::domain::AuditAction;
-use crate::error::{CaError, Result};
-use crate::storage::models::{CardRow, IdentityRow, ReminderRow};
-use crate::storage::schema::{certificates, reminders};
-use crate::storage::{db_time, Db, StorageError, WriteTx};
-use crate::with_conn;
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use diesel::prelude::*;
+use pki_store::config::Reminders as RemindersConfig;
+use pki_store::domain::AuditAction;
+use pki_store::error::{CaError, Result};
+use pki_store::storage::models::{CardRow, IdentityRow, ReminderRow};
+use pki_store::storage::schema::{certificates, reminders};
+use pki_store::storage::{db_time, Db, StorageError, WriteTx};
+use pki_store::with_conn;
+use pki_store::Context;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -109,8 +109,8 @@ pub struct DecideReport {
     pub decided_postal: usize,
 }
 
-use crate::domain::ReminderChannel;
-pub use crate::domain::ReminderState as State;
+use pki_store::domain::ReminderChannel;
+pub use pki_store::domain::ReminderState as State;
 
 /// The primary key of a reminder.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -216,7 +216,7 @@ fn candidates_page(
     use certificates::dsl as c;
     let rows = match after {
         None => with_conn!(db, conn => c::certificates
-            .filter(c::status.eq(crate::domain::CertStatus::Active))
+            .filter(c::status.eq(pki_store::domain::CertStatus::Active))
             .filter(c::not_after.gt(from))
             .filter(c::not_after.le(until))
             .filter(c::card_number.is_not_null())
@@ -225,7 +225,7 @@ fn candidates_page(
             .select((c::serial, c::card_number, c::not_after, c::usage))
             .load::<Candidate>(conn)),
         Some((na, card)) => with_conn!(db, conn => c::certificates
-            .filter(c::status.eq(crate::domain::CertStatus::Active))
+            .filter(c::status.eq(pki_store::domain::CertStatus::Active))
             .filter(c::not_after.ge(*na))
             .filter(c::not_after.le(until))
             .filter(c::not_after.gt(*na).or(c::card_number.gt(card)))
@@ -302,11 +302,11 @@ fn existing_keys(
 /// outbox, audited (`reminder.decide`), one transaction per page of
 /// candidates. Idempotent: a `(card, notAfter, offset)` already decided is
 /// never decided again, whoever decided it. See the module documentation.
-pub fn decide_due(ca: &mut Ca) -> Result<DecideReport> {
+pub fn decide_due(ca: &mut Context) -> Result<DecideReport> {
     decide_due_paged(ca, PAGE)
 }
 
-fn decide_due_paged(ca: &mut Ca, page_size: i64) -> Result<DecideReport> {
+fn decide_due_paged(ca: &mut Context, page_size: i64) -> Result<DecideReport> {
     let now = db_time(ca.clock.now());
     let offsets = offsets(&ca.config.reminders);
     let Some(&largest) = offsets.last() else {
@@ -363,7 +363,7 @@ fn refresh_statistics(db: &mut Db) -> Result<()> {
 /// read only for the reminders not decided yet, so an idle run costs the
 /// candidates, their cards and the existing keys.
 fn plan_page(
-    ca: &mut Ca,
+    ca: &mut Context,
     groups: &[Group],
     offsets: &[i64],
     now: NaiveDateTime,
@@ -372,7 +372,7 @@ fn plan_page(
         return Ok(Vec::new());
     };
     let card_numbers: HashSet<String> = groups.iter().map(|g| g.card.clone()).collect();
-    let cards = crate::lookup::cards(&mut ca.db, &card_numbers)?;
+    let cards = pki_store::lookup::cards(&mut ca.db, &card_numbers)?;
     let card_list: Vec<String> = card_numbers.into_iter().collect();
     let existing = existing_keys(&mut ca.db, &card_list, first.not_after, last.not_after)?;
     // (group, card, end, offset) of the reminders still to decide.
@@ -399,7 +399,7 @@ fn plan_page(
         return Ok(Vec::new());
     }
     let holders: HashSet<String> = todo.iter().map(|t| t.1.holder_key.clone()).collect();
-    let holders = crate::lookup::identities(&mut ca.db, &holders)?;
+    let holders = pki_store::lookup::identities(&mut ca.db, &holders)?;
     let texts = Texts {
         kiosk_url: &ca.config.reminders.kiosk_url,
     };
@@ -408,7 +408,7 @@ fn plan_page(
         let Some(holder) = holders.get(&card.holder_key) else {
             continue;
         };
-        if holder.status != crate::domain::IdentityStatus::Active {
+        if holder.status != pki_store::domain::IdentityStatus::Active {
             continue;
         }
         let renew_card = g.not_after >= card_end(card);
@@ -703,7 +703,7 @@ impl Texts<'_> {
 /// for `lease`: each row is taken by a conditional update (still pending,
 /// due, and unclaimed or its lease over), so two workers never hold the same
 /// row. Nothing is audited (a claim changes no outcome).
-pub fn claim_due(ca: &mut Ca, limit: usize, lease: Duration) -> Result<Vec<ReminderRow>> {
+pub fn claim_due(ca: &mut Context, limit: usize, lease: Duration) -> Result<Vec<ReminderRow>> {
     let now_utc = ca.clock.now();
     let now = db_time(now_utc);
     let until = now + lease;
@@ -742,7 +742,7 @@ pub fn claim_due(ca: &mut Ca, limit: usize, lease: Duration) -> Result<Vec<Remin
 
 /// Marks a reminder sent (audited `reminder.sent`). False when it was not
 /// pending any more (another worker finished it first): nothing changes.
-pub fn mark_sent(ca: &mut Ca, key: &ReminderKey, message_id: &str) -> Result<bool> {
+pub fn mark_sent(ca: &mut Context, key: &ReminderKey, message_id: &str) -> Result<bool> {
     let now_utc = ca.clock.now();
     let now = db_time(now_utc);
     let actor = ca.actor.clone();
@@ -794,7 +794,7 @@ pub enum Failure {
 /// `reminders.max_attempts` attempts, or at once when `permanent` (the
 /// relay refused the message for good, or the address is unusable).
 pub fn mark_failed(
-    ca: &mut Ca,
+    ca: &mut Context,
     key: &ReminderKey,
     error: &str,
     permanent: bool,
@@ -904,7 +904,7 @@ pub struct PostalEntry {
 pub fn postal(db: &mut Db, limit: i64) -> Result<Vec<PostalEntry>> {
     let rows = list(db, Some(State::Postal), limit)?;
     let keys: HashSet<String> = rows.iter().map(|r| r.holder_key.clone()).collect();
-    let holders = crate::lookup::identities(db, &keys)?;
+    let holders = pki_store::lookup::identities(db, &keys)?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -929,8 +929,8 @@ pub fn postal(db: &mut Db, limit: i64) -> Result<Vec<PostalEntry>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::Clock;
-    use crate::domain::{CertStatus, Usage};
+    use pki_store::clock::Clock;
+    use pki_store::domain::{CertStatus, Usage};
 
     fn t(s: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap()
@@ -1006,16 +1006,16 @@ mod tests {
     fn population(
         n: usize,
         start: NaiveDateTime,
-    ) -> (tempfile::TempDir, Ca, crate::clock::FixedClock) {
-        use crate::storage::models::CertificateRow;
-        use crate::storage::schema::{cards as cards_t, identities};
+    ) -> (tempfile::TempDir, Context, pki_store::clock::FixedClock) {
+        use pki_store::storage::models::CertificateRow;
+        use pki_store::storage::schema::{cards as cards_t, identities};
         let dir = tempfile::tempdir().unwrap();
-        let config = crate::config::Config {
+        let config = pki_store::config::Config {
             data_dir: dir.path().to_path_buf(),
             ..Default::default()
         };
-        let clock = crate::clock::FixedClock::new(start.and_utc());
-        let mut ca = Ca::open(config, std::sync::Arc::new(clock.clone()), "test").unwrap();
+        let clock = pki_store::clock::FixedClock::new(start.and_utc());
+        let mut ca = Context::open(config, std::sync::Arc::new(clock.clone()), "test").unwrap();
         let mut ids = Vec::new();
         let mut cards = Vec::new();
         let mut certs = Vec::new();
@@ -1028,9 +1028,9 @@ mod tests {
                 birth_name: None,
                 birth_datetime: t("1980-01-01 00:00:00"),
                 birth_place: "Monaco".into(),
-                gender: crate::domain::Gender::Male,
-                authority: crate::domain::RegistrationAuthority::TownHall,
-                status: crate::domain::IdentityStatus::Active,
+                gender: pki_store::domain::Gender::Male,
+                authority: pki_store::domain::RegistrationAuthority::TownHall,
+                status: pki_store::domain::IdentityStatus::Active,
                 protected_adult: false,
                 email: (i % 3 != 0).then(|| format!("h{i}@example.com")),
                 mobile: None,
@@ -1039,7 +1039,7 @@ mod tests {
             let card = format!("ID{i:09}");
             cards.push(CardRow {
                 card_number: card.clone(),
-                kind: crate::domain::CardKind::Identity,
+                kind: pki_store::domain::CardKind::Identity,
                 holder_key: key.clone(),
                 issue_date: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
                 expiry_date: NaiveDate::from_ymd_opt(2040, 1, 1).unwrap(),
@@ -1057,7 +1057,7 @@ mod tests {
                     serial: format!("{i:08x}{j:02x}"),
                     issuer: "identity-card-ca".into(),
                     profile: "card-auth".into(),
-                    kind: crate::domain::CertKind::EndEntity,
+                    kind: pki_store::domain::CertKind::EndEntity,
                     usage: Some(usage),
                     card_number: Some(card.clone()),
                     holder_key: Some(key.clone()),
@@ -1070,7 +1070,7 @@ mod tests {
                     issued_at: start - Duration::days(400),
                     revoked_at: (status == CertStatus::Revoked).then(|| start - Duration::days(1)),
                     revocation_reason: (status == CertStatus::Revoked)
-                        .then_some(crate::domain::Reason::Superseded),
+                        .then_some(pki_store::domain::Reason::Superseded),
                     invalidity_date: None,
                     crl_partition: 0,
                     suspension_cause: None,
@@ -1090,7 +1090,7 @@ mod tests {
                     .map_err(StorageError::from)?;
                 with_conn!(tx.db, c => diesel::insert_into(cards_t::table).values(&cards).execute(c))
                     .map_err(StorageError::from)?;
-                crate::certificates::insert(tx.db, &certs)
+                pki_store::certificates::insert(tx.db, &certs)
             })
             .unwrap();
         (dir, ca, clock)
@@ -1124,13 +1124,13 @@ mod tests {
         clock.advance(Duration::days(10));
         let later = decide_due(&mut ca).unwrap();
         assert_eq!(later.decided_email + later.decided_postal, 17, "{later:?}");
-        let audit = crate::audit::list(&mut ca.db, None).unwrap();
+        let audit = pki_store::audit::list(&mut ca.db, None).unwrap();
         let decided = audit
             .iter()
             .filter(|a| a.action == "reminder.decide")
             .count();
         assert_eq!(decided, 57);
-        crate::audit::verify(&mut ca.db).unwrap();
+        pki_store::audit::verify(&mut ca.db).unwrap();
     }
 
     #[test]

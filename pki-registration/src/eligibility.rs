@@ -11,10 +11,10 @@
 //! * [`for_activation`]: the above, for an adult (18 full years) who is not
 //!   a protected adult.
 
-use crate::domain::{CardKind, IdentityStatus};
-use crate::error::{CaError, Result};
-use crate::storage::models::{CardRow, IdentityRow};
 use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
+use pki_store::domain::{CardKind, IdentityStatus};
+use pki_store::error::{CaError, Result};
+use pki_store::storage::models::{CardRow, IdentityRow};
 
 /// Age of majority, in years.
 pub const ADULT_AGE: u32 = 18;

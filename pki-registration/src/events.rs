@@ -23,11 +23,11 @@
 //! card's certificates are issued; `pki-admin` executes what is due at once,
 //! `pki-scheduler` the rest (module `requests`).
 
-use crate::domain::{IdentityStatus, Reason, RequestKind, SuspensionCause};
-use crate::error::{CaError, Result};
 use crate::lifecycle::{Scope, Transition};
-use crate::storage::models::RevocationRequestRow;
 use chrono::{DateTime, NaiveDateTime, Utc};
+use pki_store::domain::{IdentityStatus, Reason, RequestKind, SuspensionCause};
+use pki_store::error::{CaError, Result};
+use pki_store::storage::models::RevocationRequestRow;
 use serde::Deserialize;
 
 macro_rules! event_kinds {
@@ -218,7 +218,7 @@ pub fn check(event: Event, now: DateTime<Utc>) -> Result<CheckedEvent> {
     if event.id.trim().is_empty() || event.id.len() > 200 {
         return Err(bad(&event, "\"id\" must be 1 to 200 characters".into()));
     }
-    let now_db = crate::storage::db_time(now);
+    let now_db = pki_store::storage::db_time(now);
     let reported_at = match event.reported_at {
         Some(t) if t > now => {
             return Err(bad(
@@ -226,12 +226,12 @@ pub fn check(event: Event, now: DateTime<Utc>) -> Result<CheckedEvent> {
                 format!("reported_at {t} is in the future (now {now})"),
             ))
         }
-        Some(t) => crate::storage::db_time(t),
+        Some(t) => pki_store::storage::db_time(t),
         None => now_db,
     };
     let date = |field: &str, v: &Option<String>| -> Result<Option<NaiveDateTime>> {
         v.as_deref()
-            .map(crate::input::parse_invalidity)
+            .map(pki_store::input::parse_invalidity)
             .transpose()
             .map_err(|m| bad(&event, format!("{field}: {m}")))
     };

@@ -2,11 +2,11 @@
 //! and PKCS#10 requests from freshly generated keys (what a card chip
 //! produces at personalisation). Nothing here is used to issue real cards.
 
-use crate::domain::CardKind;
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use chrono::NaiveDate;
 use der::asn1::BitString;
 use der::{Decode, Encode};
+use pki_store::domain::CardKind;
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::request::{CertReq, CertReqInfo, Version};
 
@@ -97,7 +97,7 @@ pub fn p256_csr(common_name: &str) -> Result<String, String> {
     let req = CertReq {
         info,
         algorithm: AlgorithmIdentifierOwned {
-            oid: crate::policy::oids::ECDSA_SHA256,
+            oid: pki_x509::oids::ECDSA_SHA256,
             parameters: None,
         },
         signature: BitString::from_bytes(signature.as_ref()).map_err(|e| e.to_string())?,
@@ -114,11 +114,11 @@ mod tests {
     #[test]
     fn sample_csr_passes_proof_of_possession() {
         let pem = p256_csr("card").unwrap();
-        let checked = crate::x509::csr::check(pem.as_bytes()).unwrap();
-        assert_eq!(checked.key_algorithm, crate::policy::KeyAlgorithm::EcP256);
+        let checked = pki_x509::csr::check(pem.as_bytes()).unwrap();
+        assert_eq!(checked.key_algorithm, pki_x509::KeyAlgorithm::EcP256);
         let mut der = der::pem::decode_vec(pem.as_bytes()).unwrap().1;
         let last = der.len() - 3;
         der[last] ^= 0x55;
-        assert!(crate::x509::csr::check(&der).is_err());
+        assert!(pki_x509::csr::check(&der).is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! `PNO<CC>-` semantics identifier, CN). Country and serialNumber are
 //! PrintableString, the rest UTF8String.
 
-use crate::policy::oids;
+use crate::oids;
 use const_oid::ObjectIdentifier as Oid;
 use der::asn1::{Any, PrintableStringRef, SetOfVec, Utf8StringRef};
 use x509_cert::attr::AttributeTypeAndValue;

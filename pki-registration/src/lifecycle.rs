@@ -24,15 +24,17 @@
 //!   transaction; the audit record feeds the OCSP responder and the CRL
 //!   publisher (`feed::read`).
 
-use crate::ca::Ca;
-use crate::domain::{AuditAction, CardKind, CertStatus, Reason, ScopeKind, SuspensionCause, Usage};
-use crate::error::{CaError, Result};
-use crate::storage::models::CertificateRow;
-use crate::storage::schema::{cards, certificates};
-use crate::storage::{db_time, Db, StorageError, WriteTx};
-use crate::with_conn;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use pki_store::domain::{
+    AuditAction, CardKind, CertStatus, Reason, ScopeKind, SuspensionCause, Usage,
+};
+use pki_store::error::{CaError, Result};
+use pki_store::storage::models::CertificateRow;
+use pki_store::storage::schema::{cards, certificates};
+use pki_store::storage::{db_time, Db, StorageError, WriteTx};
+use pki_store::with_conn;
+use pki_store::Context;
 
 /// The cause of a suspended row (rows suspended before causes were
 /// recorded count as the officer's).
@@ -173,10 +175,10 @@ impl Scope {
     /// Checks that the target exists (card, holder or certificate).
     pub fn check_exists(&self, db: &mut Db) -> Result<()> {
         match self {
-            Scope::Serial(s) => crate::certificates::find(db, s).map(|_| ()),
-            Scope::Card(c) | Scope::CardMobile(c) => crate::lookup::card(db, c).map(|_| ()),
+            Scope::Serial(s) => pki_store::certificates::find(db, s).map(|_| ()),
+            Scope::Card(c) | Scope::CardMobile(c) => pki_store::lookup::card(db, c).map(|_| ()),
             Scope::Holder(h) | Scope::HolderResidence(h) => {
-                crate::lookup::identity(db, h).map(|_| ())
+                pki_store::lookup::identity(db, h).map(|_| ())
             }
         }
     }
@@ -185,9 +187,9 @@ impl Scope {
 /// The certificates in a scope (any status; newest first).
 pub fn certificates_in(db: &mut Db, scope: &Scope) -> Result<Vec<CertificateRow>> {
     let rows = match scope {
-        Scope::Serial(s) => vec![crate::certificates::find(db, s)?],
-        Scope::Card(card) => crate::certificates::list(db, Some(card), i64::MAX)?,
-        Scope::CardMobile(card) => crate::certificates::list(db, Some(card), i64::MAX)?
+        Scope::Serial(s) => vec![pki_store::certificates::find(db, s)?],
+        Scope::Card(card) => pki_store::certificates::list(db, Some(card), i64::MAX)?,
+        Scope::CardMobile(card) => pki_store::certificates::list(db, Some(card), i64::MAX)?
             .into_iter()
             .filter(|r| r.usage == Some(Usage::MobileAuth))
             .collect(),
@@ -251,13 +253,13 @@ pub fn apply_in(
 }
 
 /// Applies a transition to one certificate, without the linked ones.
-pub(crate) fn apply_one(
+pub fn apply_one(
     tx: &mut WriteTx<'_>,
     serial: &str,
     t: Transition,
     context: &serde_json::Value,
 ) -> Result<CertificateRow> {
-    let row = crate::certificates::find(tx.db, serial)?;
+    let row = pki_store::certificates::find(tx.db, serial)?;
     let to = next_status(&row, t, tx.at())?;
     write(tx, row, to, t, None, context)
 }
@@ -321,10 +323,10 @@ fn write(
 
 /// Activation (acceptance, CPS 4.4.1): releases the card's certificates
 /// held pending activation.
-pub fn activate(ca: &mut Ca, card_number: &str) -> Result<Vec<CertificateRow>> {
+pub fn activate(ca: &mut Context, card_number: &str) -> Result<Vec<CertificateRow>> {
     let now = ca.clock.now();
-    let card = crate::lookup::card(&mut ca.db, card_number)?;
-    let holder = crate::lookup::identity(&mut ca.db, &card.holder_key)?;
+    let card = pki_store::lookup::card(&mut ca.db, card_number)?;
+    let holder = pki_store::lookup::identity(&mut ca.db, &card.holder_key)?;
     crate::eligibility::for_activation(&holder, &card, now).map_err(|reason| {
         CaError::NotEligible {
             card: card_number.to_string(),
@@ -350,7 +352,7 @@ pub fn activate(ca: &mut Ca, card_number: &str) -> Result<Vec<CertificateRow>> {
 
 /// Marks active certificates past their notAfter as expired, one audited
 /// transaction per chunk; returns how many.
-pub fn expire_due(ca: &mut Ca) -> Result<usize> {
+pub fn expire_due(ca: &mut Context) -> Result<usize> {
     let now = ca.clock.now();
     let at = db_time(now);
     let actor = ca.actor.clone();
@@ -369,7 +371,7 @@ pub fn expire_due(ca: &mut Ca) -> Result<usize> {
         }
         let n = ca.db.write(&actor, now, |tx| {
             let mut n = 0;
-            for row in crate::certificates::find_many(tx.db, &serials)?.into_values() {
+            for row in pki_store::certificates::find_many(tx.db, &serials)?.into_values() {
                 // Re-checked inside the transaction: another writer may
                 // have changed the row since it was selected.
                 if let Ok(to) = next_status(&row, Transition::Expire, at) {
@@ -404,7 +406,7 @@ mod tests {
             serial: "01".into(),
             issuer: "identity-card-ca".into(),
             profile: "card-auth".into(),
-            kind: crate::domain::CertKind::EndEntity,
+            kind: pki_store::domain::CertKind::EndEntity,
             usage: Some(Usage::Auth),
             card_number: Some("ID1".into()),
             holder_key: Some("K".into()),

@@ -2,7 +2,7 @@
 //! no types for them, so the few structures this PKI writes are declared
 //! here with `der`'s derive.
 
-use crate::policy::{oids, QcStatement};
+use crate::{oids, QcStatement};
 use const_oid::ObjectIdentifier as Oid;
 use der::asn1::{Any, Ia5String, PrintableString};
 use der::{Decode, Encode, Sequence};

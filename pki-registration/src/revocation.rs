@@ -4,20 +4,20 @@
 //! executed revocation request, so that `pki-admin sla` measures them from
 //! request to OCSP and CRL like the requests of registry events.
 
-use crate::ca::Ca;
-use crate::error::{CaError, Result};
 use crate::events::RequestChange;
 use crate::lifecycle::{self, Scope, Transition};
-use crate::storage::db_time;
-use crate::storage::models::CertificateRow;
 use chrono::NaiveDateTime;
+use pki_store::error::{CaError, Result};
+use pki_store::storage::db_time;
+use pki_store::storage::models::CertificateRow;
+use pki_store::Context;
 
 /// Applies a status change to a scope in its own audited transaction and
 /// records it as an executed request; returns the changed certificates.
 /// All or nothing: a certificate named by serial that the change does not
 /// apply to, or a card with nothing to change, is an error.
 pub fn apply(
-    ca: &mut Ca,
+    ca: &mut Context,
     scope: &Scope,
     t: Transition,
     invalidity: Option<NaiveDateTime>,

@@ -7,18 +7,18 @@
 //! blocked ([`check`]) before anything is signed, and again inside the
 //! storing transaction.
 
-use crate::domain::{AuditAction, KeyBlockSource};
-use crate::error::{CaError, Result};
-use crate::storage::models::{BlockedKeyRow, CertificateRow};
-use crate::storage::schema::blocked_keys;
-use crate::storage::{Db, StorageError, WriteTx};
-use crate::with_conn;
 use diesel::prelude::*;
+use pki_store::domain::{AuditAction, KeyBlockSource};
+use pki_store::error::{CaError, Result};
+use pki_store::storage::models::{BlockedKeyRow, CertificateRow};
+use pki_store::storage::schema::blocked_keys;
+use pki_store::storage::{Db, StorageError, WriteTx};
+use pki_store::with_conn;
 use std::collections::HashMap;
 
 /// The SHA-256 (lower-case hex) of a DER SubjectPublicKeyInfo.
 pub fn spki_sha256(spki_der: &[u8]) -> String {
-    crate::x509::sha256_hex(spki_der)
+    pki_x509::sha256_hex(spki_der)
 }
 
 /// Which of these key hashes are blocked, with their records.
@@ -59,7 +59,7 @@ pub fn cert_key_sha256(cert: &[u8]) -> Result<String> {
 /// check comes later; a CSR that does not decode is refused there).
 pub fn csr_key_sha256(csr: &[u8]) -> Option<String> {
     use der::Encode;
-    let req = crate::x509::csr::decode(csr).ok()?;
+    let req = pki_x509::csr::decode(csr).ok()?;
     let spki = req.info.public_key.to_der().ok()?;
     Some(spki_sha256(&spki))
 }

@@ -4,7 +4,7 @@
 //! the key's type and size. Subject and extensions asked for in the request
 //! are ignored: the registry and the profile decide what is certified.
 
-use crate::policy::{oids, KeyAlgorithm};
+use crate::{oids, KeyAlgorithm};
 use aws_lc_rs::signature::{self, VerificationAlgorithm};
 use const_oid::ObjectIdentifier as Oid;
 use der::asn1::UintRef;

@@ -12,14 +12,14 @@
 //! first one to publish counts. [`stamp_publications`] copies those times
 //! onto the requests, so that the report reads one table.
 
-use crate::domain::{Reason, RequestKind, RequestState, ScopeKind};
-use crate::error::Result;
-use crate::storage::models::RevocationRequestRow;
-use crate::storage::schema::{crls, ocsp_publications, registry_events, revocation_requests};
-use crate::storage::{db_time, Db, StorageError};
-use crate::with_conn;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use pki_store::domain::{Reason, RequestKind, RequestState, ScopeKind};
+use pki_store::error::Result;
+use pki_store::storage::models::RevocationRequestRow;
+use pki_store::storage::schema::{crls, ocsp_publications, registry_events, revocation_requests};
+use pki_store::storage::{db_time, Db, StorageError};
+use pki_store::with_conn;
 use serde::Serialize;
 
 /// The promise to holders (CPS 4.9.5).

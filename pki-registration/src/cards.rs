@@ -2,17 +2,17 @@
 //! registered one by one or in bulk. A card's kind must match its holder's
 //! registration authority; card numbers are unique.
 
-use crate::ca::Ca;
-use crate::domain::AuditAction;
-use crate::domain::CardKind;
-use crate::error::{CaError, Result};
-use crate::input::{self, FieldReader, Format};
-use crate::storage::models::{CardRow, IdentityRow};
-use crate::storage::schema::cards;
-use crate::storage::{Db, StorageError};
-use crate::with_conn;
 use chrono::NaiveDate;
 use diesel::prelude::*;
+use pki_store::domain::AuditAction;
+use pki_store::domain::CardKind;
+use pki_store::error::{CaError, Result};
+use pki_store::input::{self, FieldReader, Format};
+use pki_store::storage::models::{CardRow, IdentityRow};
+use pki_store::storage::schema::cards;
+use pki_store::storage::{Db, StorageError};
+use pki_store::with_conn;
+use pki_store::Context;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -94,7 +94,7 @@ struct Refusal {
 
 /// Checks and inserts cards inside a write transaction.
 fn register_in(
-    tx: &mut crate::storage::WriteTx<'_>,
+    tx: &mut pki_store::storage::WriteTx<'_>,
     new_cards: &[NewCard],
     source: &str,
 ) -> std::result::Result<usize, Refusal> {
@@ -104,7 +104,7 @@ fn register_in(
         error,
     };
     let holders: HashSet<String> = new_cards.iter().map(|c| c.holder_key.clone()).collect();
-    let holders = crate::lookup::identities(tx.db, &holders).map_err(whole)?;
+    let holders = pki_store::lookup::identities(tx.db, &holders).map_err(whole)?;
     let numbers: Vec<String> = new_cards.iter().map(|c| c.card_number.clone()).collect();
     let existing = existing_numbers(tx.db, &numbers).map_err(whole)?;
     let mut seen = HashSet::new();
@@ -151,7 +151,7 @@ fn register_in(
 }
 
 /// Registers cards; all of them or none.
-pub fn register(ca: &mut Ca, new_cards: &[NewCard], source: &str) -> Result<usize> {
+pub fn register(ca: &mut Context, new_cards: &[NewCard], source: &str) -> Result<usize> {
     let now = ca.clock.now();
     let actor = ca.actor.clone();
     ca.db.write(&actor, now, |tx| {
@@ -161,7 +161,7 @@ pub fn register(ca: &mut Ca, new_cards: &[NewCard], source: &str) -> Result<usiz
 
 /// Registers the cards of a CSV or JSONL file; all or nothing. Errors name
 /// the line and the field.
-pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<usize> {
+pub fn import(ca: &mut Context, path: &Path, format: Format) -> Result<usize> {
     let file = path.display().to_string();
     let records = input::read_records(path, format)?;
     let mut lines = Vec::with_capacity(records.len());

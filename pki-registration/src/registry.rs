@@ -3,16 +3,16 @@
 //! registry extract: validated whole before anything is written, then
 //! created or updated in one audited transaction.
 
-use crate::ca::Ca;
-use crate::domain::AuditAction;
-use crate::domain::{Gender, IdentityStatus, RegistrationAuthority};
-use crate::error::{CaError, Result};
-use crate::input::{self, FieldReader, Format};
-use crate::storage::db_time;
-use crate::storage::models::IdentityRow;
-use crate::storage::schema::identities;
-use crate::with_conn;
 use diesel::prelude::*;
+use pki_store::domain::AuditAction;
+use pki_store::domain::{Gender, IdentityStatus, RegistrationAuthority};
+use pki_store::error::{CaError, Result};
+use pki_store::input::{self, FieldReader, Format};
+use pki_store::storage::db_time;
+use pki_store::storage::models::IdentityRow;
+use pki_store::storage::schema::identities;
+use pki_store::with_conn;
+use pki_store::Context;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -57,7 +57,7 @@ fn text_field(r: &FieldReader<'_>, field: &str) -> Result<String> {
 fn parse_identity(r: &FieldReader<'_>, now: chrono::NaiveDateTime) -> Result<IdentityRow> {
     r.only(FIELDS)?;
     let registry_key = r.required("registry_key")?;
-    crate::x509::name::check_registry_key(&registry_key)
+    pki_x509::name::check_registry_key(&registry_key)
         .map_err(|e| r.error("registry_key", e.to_string()))?;
     let birth_datetime = input::parse_birth_datetime(&r.required("birth_datetime")?)
         .map_err(|m| r.error("birth_datetime", m))?;
@@ -156,18 +156,18 @@ pub fn parse_file(
 }
 
 /// Imports an extract: all of it, or (on any error) none of it.
-pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<ImportSummary> {
+pub fn import(ca: &mut Context, path: &Path, format: Format) -> Result<ImportSummary> {
     let now = db_time(ca.clock.now());
     let rows = parse_file(path, format, now)?;
     let file_sha256 =
-        crate::x509::sha256_hex(&std::fs::read(path).map_err(|source| CaError::ReadFile {
+        pki_x509::sha256_hex(&std::fs::read(path).map_err(|source| CaError::ReadFile {
             path: path.display().to_string(),
             source,
         })?);
     let source = path.display().to_string();
     ca.db.write(&ca.actor, ca.clock.now(), |tx| {
         let keys: Vec<String> = rows.iter().map(|r| r.registry_key.clone()).collect();
-        let existing = crate::lookup::identities_by_key(tx.db, &keys)?;
+        let existing = pki_store::lookup::identities_by_key(tx.db, &keys)?;
         let mut summary = ImportSummary {
             total: rows.len(),
             ..Default::default()
@@ -187,7 +187,7 @@ pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<ImportSummary>
                         continue;
                     }
                     with_conn!(tx.db, c => diesel::update(identities::table.find(&row.registry_key)).set(row).execute(c))
-                        .map_err(crate::storage::StorageError::from)?;
+                        .map_err(pki_store::storage::StorageError::from)?;
                     tx.audit(
                         AuditAction::RegistryUpdate,
                         &row.registry_key,
@@ -203,7 +203,7 @@ pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<ImportSummary>
         }
         for chunk in inserts.chunks(200) {
             with_conn!(tx.db, c => diesel::insert_into(identities::table).values(chunk).execute(c))
-                .map_err(crate::storage::StorageError::from)?;
+                .map_err(pki_store::storage::StorageError::from)?;
         }
         tx.audit(
             AuditAction::RegistryImport,
@@ -219,7 +219,7 @@ pub fn import(ca: &mut Ca, path: &Path, format: Format) -> Result<ImportSummary>
 /// certificates follow it (suspended, released or revoked), recorded as
 /// requests in the import's transaction and executed when due (at once).
 fn status_event(
-    tx: &mut crate::storage::WriteTx<'_>,
+    tx: &mut pki_store::storage::WriteTx<'_>,
     old: &IdentityRow,
     new: &IdentityRow,
     file_sha256: &str,

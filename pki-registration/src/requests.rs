@@ -14,18 +14,18 @@
 //!   (the SLA report, module `sla`). Two executors never execute a request twice: the
 //!   state is re-read inside the serialised write transaction.
 
-use crate::ca::Ca;
-use crate::domain::AuditAction;
-use crate::domain::{IdentityStatus, RequestKind, RequestState};
-use crate::error::{CaError, Result};
 use crate::events::{self, CheckedEvent, Event, RequestChange};
 use crate::lifecycle::{self, Scope};
-use crate::storage::models::{CertificateRow, RegistryEventRow, RevocationRequestRow};
-use crate::storage::schema::{certificates, identities, registry_events, revocation_requests};
-use crate::storage::{db_time, Db, StorageError, WriteTx};
-use crate::with_conn;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use pki_store::domain::AuditAction;
+use pki_store::domain::{IdentityStatus, RequestKind, RequestState};
+use pki_store::error::{CaError, Result};
+use pki_store::storage::models::{CertificateRow, RegistryEventRow, RevocationRequestRow};
+use pki_store::storage::schema::{certificates, identities, registry_events, revocation_requests};
+use pki_store::storage::{db_time, Db, StorageError, WriteTx};
+use pki_store::with_conn;
+use pki_store::Context;
 use std::collections::BTreeSet;
 
 /// Requests executed per transaction.
@@ -42,7 +42,7 @@ pub struct Recorded {
 
 /// The content hash that tells a replay from a conflicting reuse of an id.
 fn content_sha256(raw: &serde_json::Value) -> String {
-    crate::x509::sha256_hex(raw.to_string().as_bytes())
+    pki_x509::sha256_hex(raw.to_string().as_bytes())
 }
 
 /// Parses one event (a JSON object).
@@ -53,7 +53,7 @@ pub fn parse(raw: &serde_json::Value) -> std::result::Result<Event, String> {
 /// Records one event and its requests. The event must pass
 /// [`events::check`]; its card, holder and new card must exist, and a card
 /// named with a holder must be that holder's.
-pub fn record(ca: &mut Ca, raw: &serde_json::Value, source: &str) -> Result<Recorded> {
+pub fn record(ca: &mut Context, raw: &serde_json::Value, source: &str) -> Result<Recorded> {
     let event = parse(raw).map_err(|message| CaError::Event {
         id: raw
             .get("id")
@@ -71,7 +71,7 @@ pub fn record(ca: &mut Ca, raw: &serde_json::Value, source: &str) -> Result<Reco
 
 /// Records checked events in one transaction (a feed chunk). All or nothing.
 pub fn record_all(
-    ca: &mut Ca,
+    ca: &mut Context,
     events: &[(CheckedEvent, serde_json::Value)],
     source: &str,
 ) -> Result<Vec<Recorded>> {
@@ -182,11 +182,11 @@ pub(crate) fn record_in(
 /// The card, holder and new card an event names must exist and agree.
 fn check_references(db: &mut Db, event: &Event) -> Result<()> {
     let holder = match &event.holder {
-        Some(h) => Some(crate::lookup::identity(db, h)?),
+        Some(h) => Some(pki_store::lookup::identity(db, h)?),
         None => None,
     };
     if let Some(card) = &event.card {
-        let card = crate::lookup::card(db, card)?;
+        let card = pki_store::lookup::card(db, card)?;
         if let Some(holder) = &holder {
             if card.holder_key != holder.registry_key {
                 return Err(CaError::Event {
@@ -200,7 +200,7 @@ fn check_references(db: &mut Db, event: &Event) -> Result<()> {
         }
     }
     if let Some(new_card) = &event.new_card {
-        let new_card = crate::lookup::card(db, new_card)?;
+        let new_card = pki_store::lookup::card(db, new_card)?;
         if Some(&new_card.card_number) == event.card.as_ref() {
             return Err(CaError::Event {
                 id: event.id.clone(),
@@ -232,7 +232,7 @@ pub struct ExecuteReport {
 }
 
 /// Executes the requests that are due (at most `limit`), oldest due first.
-pub fn execute_due(ca: &mut Ca, limit: usize) -> Result<ExecuteReport> {
+pub fn execute_due(ca: &mut Context, limit: usize) -> Result<ExecuteReport> {
     let now = ca.clock.now();
     let at = db_time(now);
     let actor = ca.actor.clone();
@@ -271,7 +271,7 @@ pub fn execute_due(ca: &mut Ca, limit: usize) -> Result<ExecuteReport> {
 
 /// Gives a due time to requests waiting for a new card that now has a
 /// certificate.
-fn arm(ca: &mut Ca) -> Result<usize> {
+fn arm(ca: &mut Context) -> Result<usize> {
     let waiting: Vec<RevocationRequestRow> = with_conn!(&mut ca.db, c => revocation_requests::table
         .filter(revocation_requests::state.eq(RequestState::Pending))
         .filter(revocation_requests::due_at.is_null())
@@ -447,7 +447,7 @@ fn set_identity_status(
     context: &serde_json::Value,
 ) -> Result<()> {
     let now = tx.at();
-    let old = crate::lookup::identity(tx.db, holder)?;
+    let old = pki_store::lookup::identity(tx.db, holder)?;
     if old.status == status {
         return Ok(());
     }

@@ -6,17 +6,17 @@
 //! back through the typed models. On SQLite always, and on PostgreSQL when
 //! `PKI_TEST_POSTGRES_URL` is set (always in CI).
 
-use ca_core::domain::{
-    IdentityStatus, KeyBlockSource, Reason, RequestKind, RequestState, ScopeKind, SuspensionCause,
-};
-use ca_core::storage::models::{BlockedKeyRow, RevocationRequestRow};
-use ca_core::storage::schema::{blocked_keys, revocation_requests};
-use ca_core::storage::{pg_drop_schema, pg_fresh_schema, Db};
-use ca_core::with_conn;
 use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use pki_store::domain::{
+    IdentityStatus, KeyBlockSource, Reason, RequestKind, RequestState, ScopeKind, SuspensionCause,
+};
+use pki_store::storage::models::{BlockedKeyRow, RevocationRequestRow};
+use pki_store::storage::schema::{blocked_keys, revocation_requests};
+use pki_store::storage::{pg_drop_schema, pg_fresh_schema, Db};
+use pki_store::with_conn;
 
 const PG: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 const SQLITE: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");

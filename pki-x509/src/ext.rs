@@ -2,7 +2,7 @@
 //! type (or by hand where x509-cert 0.2 gets criticality wrong) and encoded
 //! into an [`Extension`] with the criticality the profiles require.
 
-use crate::policy::{oids, KeyUsageBit};
+use crate::{oids, KeyUsageBit};
 use const_oid::ObjectIdentifier as Oid;
 use der::asn1::{Any, Ia5String, Null, OctetString};
 use der::Encode;

@@ -1,0 +1,43 @@
+//! The context every command and service opens once: the configuration, the
+//! injected clock, the database and who is acting. It holds no key: the CA
+//! adds its key stores on top (`ca_core::Ca`), and the status services and
+//! the scheduler work with this alone.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::Result;
+use crate::storage::Db;
+use std::sync::Arc;
+
+pub struct Context {
+    pub config: Config,
+    pub clock: Arc<dyn Clock>,
+    pub db: Db,
+    /// Who is acting, as recorded in the audit log.
+    pub actor: String,
+}
+
+impl Context {
+    /// Opens (and migrates) the database, creating it when it does not
+    /// exist yet.
+    pub fn open(config: Config, clock: Arc<dyn Clock>, actor: &str) -> Result<Self> {
+        let db = Db::connect(&config.database_url())?;
+        Ok(Self::with_db(config, clock, actor, db))
+    }
+
+    /// The same for a command that only reads: a database that does not
+    /// exist is an error, never created.
+    pub fn open_existing(config: Config, clock: Arc<dyn Clock>, actor: &str) -> Result<Self> {
+        let db = Db::connect_existing(&config.database_url())?;
+        Ok(Self::with_db(config, clock, actor, db))
+    }
+
+    pub fn with_db(config: Config, clock: Arc<dyn Clock>, actor: &str, db: Db) -> Self {
+        Self {
+            config,
+            clock,
+            db,
+            actor: actor.to_string(),
+        }
+    }
+}
