@@ -12,9 +12,9 @@ use pki_store::domain::AuditAction;
 use pki_store::domain::CardKind;
 use pki_store::domain::Usage;
 use pki_store::error::{CaError, Result};
+use pki_store::storage::db_time;
 use pki_store::storage::models::{BatchEntryRow, BatchRow};
 use pki_store::storage::schema::{issuance_batch_entries, issuance_batches};
-use pki_store::storage::{db_time, StorageError};
 use pki_store::{certificates, with_conn};
 use std::collections::HashMap;
 use std::path::Path;
@@ -127,8 +127,7 @@ fn start_batch(ca: &mut Ca, id: &str, source: &str, entries: usize) -> Result<()
         .find(id)
         .select(BatchRow::as_select())
         .first(c)
-        .optional())
-    .map_err(StorageError::from)?;
+        .optional())?;
     if existing.is_some() {
         return Ok(());
     }
@@ -142,8 +141,7 @@ fn start_batch(ca: &mut Ca, id: &str, source: &str, entries: usize) -> Result<()
         finished_at: None,
     };
     ca.db.write(&actor, now, |tx| {
-        with_conn!(tx.db, c => diesel::insert_into(issuance_batches::table).values(&row).execute(c))
-            .map_err(StorageError::from)?;
+        with_conn!(tx.db, c => diesel::insert_into(issuance_batches::table).values(&row).execute(c))?;
         tx.audit(
             AuditAction::BatchStart,
             id,
@@ -157,8 +155,7 @@ fn done_entries(ca: &mut Ca, id: &str) -> Result<HashMap<usize, String>> {
     let rows: Vec<BatchEntryRow> = with_conn!(&mut ca.db, c => issuance_batch_entries::table
         .filter(issuance_batch_entries::batch_id.eq(id))
         .select(BatchEntryRow::as_select())
-        .load(c))
-    .map_err(StorageError::from)?;
+        .load(c))?;
     Ok(rows
         .into_iter()
         .map(|r| (r.line_no as usize, r.certificate_serial))
@@ -313,8 +310,7 @@ pub fn run(
     ca.db.write(&actor, now, |tx| {
         with_conn!(tx.db, c => diesel::update(issuance_batches::table.find(&batch_id))
             .set(issuance_batches::finished_at.eq(Some(db_time(now))))
-            .execute(c))
-        .map_err(StorageError::from)?;
+            .execute(c))?;
         tx.audit(
             AuditAction::BatchFinish,
             &batch_id,

@@ -16,9 +16,9 @@ use pki_keys::{SignatureAlgorithm, Signer};
 use pki_store::domain::AuditAction;
 use pki_store::domain::{CardKind, CertStatus};
 use pki_store::error::{CaError, Result};
+use pki_store::storage::db_time;
 use pki_store::storage::models::{AuthorityRow, CertificateRow, OcspResponderRow};
 use pki_store::storage::schema::{authorities, ocsp_responders};
-use pki_store::storage::{db_time, StorageError};
 use pki_store::with_conn;
 use pki_x509::{ext, name};
 use spki::SubjectPublicKeyInfoOwned;
@@ -289,13 +289,13 @@ pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
             })
             .collect();
         for row in &rows {
-            with_conn!(tx.db, c => diesel::insert_into(authorities::table).values(row).execute(c)).map_err(StorageError::from)?;
+            with_conn!(tx.db, c => diesel::insert_into(authorities::table).values(row).execute(c))?;
         }
         let mut certs: Vec<CertificateRow> = cas.iter().map(|c| c.cert.clone()).collect();
         certs.extend(responders.iter().map(|(c, _)| c.clone()));
         pki_store::certificates::insert(tx.db, &certs)?;
         for (_, row) in &responders {
-            with_conn!(tx.db, c => diesel::insert_into(ocsp_responders::table).values(row).execute(c)).map_err(StorageError::from)?;
+            with_conn!(tx.db, c => diesel::insert_into(ocsp_responders::table).values(row).execute(c))?;
         }
         for c in &cas {
             tx.audit(
@@ -337,8 +337,7 @@ pub fn rotate_responder(ca: &mut Ca, authority_name: &str) -> Result<Created> {
     let actor = ca.actor.clone();
     ca.db.write(&actor, now, |tx| {
         pki_store::certificates::insert(tx.db, std::slice::from_ref(&cert))?;
-        with_conn!(tx.db, c => diesel::insert_into(ocsp_responders::table).values(&row).execute(c))
-            .map_err(StorageError::from)?;
+        with_conn!(tx.db, c => diesel::insert_into(ocsp_responders::table).values(&row).execute(c))?;
         tx.audit(
             AuditAction::OcspResponderRotate,
             authority_name,

@@ -19,7 +19,7 @@ use pki_store::domain::{CardKind, CertStatus, Usage};
 use pki_store::error::{CaError, Result};
 use pki_store::storage::models::{BatchEntryRow, CardRow, CertificateRow, IdentityRow};
 use pki_store::storage::schema::issuance_batch_entries;
-use pki_store::storage::{Db, StorageError, WriteTx};
+use pki_store::storage::{Db, WriteTx};
 use pki_store::{certificates, with_conn};
 use pki_x509::{csr, name};
 use rayon::prelude::*;
@@ -376,8 +376,7 @@ pub fn commit_chunk(
                     })
                     .collect();
                 for chunk in entries.chunks(1000) {
-                    with_conn!(tx.db, c => diesel::insert_into(issuance_batch_entries::table).values(chunk).execute(c))
-                        .map_err(StorageError::from)?;
+                    with_conn!(tx.db, c => diesel::insert_into(issuance_batch_entries::table).values(chunk).execute(c))?;
                 }
             }
             for (i, r) in &issued {

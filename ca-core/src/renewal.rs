@@ -26,7 +26,6 @@ use pki_store::domain::{CardKind, CertStatus, Usage};
 use pki_store::error::{CaError, Result};
 use pki_store::storage::models::CertificateRow;
 use pki_store::storage::schema::certificates;
-use pki_store::storage::StorageError;
 use pki_store::{certificates as certs, with_conn};
 use std::collections::HashSet;
 
@@ -185,8 +184,7 @@ fn store(
                 certificates::table.filter(certificates::linked_serial.eq(&previous.serial)),
             )
             .set(certificates::linked_serial.eq(&new.serial))
-            .execute(c))
-            .map_err(StorageError::from)?
+            .execute(c))?
         } else {
             0
         };

@@ -388,7 +388,7 @@ impl Publisher {
         let (base, base_path) = match self.delta_base(&scope)? {
             DeltaBase::Ready(b, p) => (b, p),
             DeltaBase::Unusable(why) => {
-                eprintln!("crl-publisher: {scope}: no usable base for a delta ({why})");
+                log::info!("{scope}: no usable base for a delta ({why})");
                 return Ok(None);
             }
         };
@@ -424,7 +424,7 @@ impl Publisher {
         };
         let summary = scan::scan_file(&base_path, Some(&mut collect))?;
         if summary.number != Some(base.number) {
-            eprintln!("crl-publisher: {scope}: the base CRL changed while it was read");
+            log::info!("{scope}: the base CRL changed while it was read");
             return Ok(None);
         }
         let mut serials: Vec<&Vec<u8>> = current.keys().collect();
@@ -493,9 +493,10 @@ impl Publisher {
     /// Stores and writes a signed CRL.
     pub fn publish(&mut self, g: Generated) -> Result<Published> {
         if self.settings.crash_after_sign {
-            eprintln!(
-                "crl-publisher: test hook: aborting after signing {} number {}, before storing it",
-                g.scope, g.number
+            log::error!(
+                "test hook: aborting after signing {} number {}, before storing it",
+                g.scope,
+                g.number
             );
             std::process::abort();
         }

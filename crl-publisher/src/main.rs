@@ -49,6 +49,9 @@ struct Cli {
         default_value = "crl-publisher"
     )]
     actor: String,
+    /// Log level of the publisher's own lines (error, warn, info, debug).
+    #[arg(long, global = true, env = "CRL_LOG_LEVEL", default_value = "info")]
+    log_level: String,
     /// Publication directory (default: <data_dir>/crl).
     #[arg(long, global = true, env = "CRL_OUT_DIR")]
     out_dir: Option<PathBuf>,
@@ -246,12 +249,16 @@ fn publish_once(mut publisher: Publisher, args: &PublishArgs) -> anyhow::Result<
 fn serve(publisher: Publisher, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let clock = publisher.ca.clock.clone();
     let stale_after = publisher.settings.poll * 10 + chrono::Duration::seconds(60);
-    eprintln!(
-        "crl-publisher: publishing into {} ({} partition(s) per issuing CA, complete CRLs {}, deltas {})",
+    log::info!(
+        "publishing into {} ({} partition(s) per issuing CA, complete CRLs {}, deltas {})",
         publisher.settings.out_dir.display(),
         publisher.ca.config.crl.partitions,
         publisher.settings.schedule,
-        if publisher.settings.deltas { "on" } else { "off" }
+        if publisher.settings.deltas {
+            "on"
+        } else {
+            "off"
+        }
     );
     let catalog = Catalog::new();
     let service = Service::start(publisher, catalog.clone())?;
@@ -282,6 +289,7 @@ fn serve(publisher: Publisher, args: &RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    pki_store::logging::init(&cli.log_level, &["crl_publisher"]).map_err(anyhow::Error::msg)?;
     let config = Config::resolve(cli.config.as_deref())?;
     let settings = settings(&cli, &config)?;
     let clock = pki_store::clock::from_env().map_err(anyhow::Error::msg)?;

@@ -24,8 +24,8 @@ use std::sync::Arc;
 /// One line per publication on stderr (the service's log).
 pub fn log(p: &Published) {
     match p {
-        Published::Done(p) => eprintln!(
-            "crl-publisher: published {} number {} ({} entries, {} bytes, thisUpdate {}, nextUpdate {}) in {:.3} s",
+        Published::Done(p) => log::info!(
+            "published {} number {} ({} entries, {} bytes, thisUpdate {}, nextUpdate {}) in {:.3} s",
             p.scope,
             p.record.number,
             p.record.entries,
@@ -34,8 +34,8 @@ pub fn log(p: &Published) {
             p.record.next_update,
             p.total.as_secs_f64()
         ),
-        Published::Superseded { scope, number, by } => eprintln!(
-            "crl-publisher: dropped {scope} number {number}: number {by} was already published"
+        Published::Superseded { scope, number, by } => log::warn!(
+            "dropped {scope} number {number}: number {by} was already published"
         ),
     }
 }
@@ -170,7 +170,7 @@ impl Service {
                 let scope = match &job {
                     Job::Complete(s) | Job::Delta(s) => s.clone(),
                 };
-                eprintln!("crl-publisher: error: {scope}: {e}");
+                log::error!("{scope}: {e}");
                 self.catalog.error(format!("{scope}: {e}"));
                 self.scheduler.mark(&scope, now);
             }
@@ -189,7 +189,7 @@ impl Service {
             .unwrap_or(std::time::Duration::from_secs(2));
         while !stop.load(Ordering::Relaxed) {
             if let Err(e) = self.tick() {
-                eprintln!("crl-publisher: error: {e}");
+                log::error!("{e}");
                 self.catalog.error(e.to_string());
             }
             let deadline = std::time::Instant::now() + poll;

@@ -16,40 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Log lines on stderr: `2026-11-22T14:00:00Z LEVEL message`.
-struct StderrLogger(log::LevelFilter);
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= self.0
-            && (m.target().starts_with("ocsp_responder") || m.level() <= log::Level::Warn)
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            let _ = writeln!(
-                std::io::stderr(),
-                "{} {:<5} {}",
-                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
-                record.level(),
-                record.args()
-            );
-        }
-    }
-
-    fn flush(&self) {}
-}
-
 fn run(settings: Settings) -> anyhow::Result<()> {
     settings.validate().map_err(anyhow::Error::msg)?;
-    let level: log::LevelFilter = settings.log_level.parse().map_err(|_| {
-        anyhow::anyhow!(
-            "--log-level {:?}: use error, warn, info or debug",
-            settings.log_level
-        )
-    })?;
-    let logger = Box::leak(Box::new(StderrLogger(level)));
-    let _ = log::set_logger(logger).map(|()| log::set_max_level(level));
+    pki_store::logging::init(&settings.log_level, &["ocsp_responder"])
+        .map_err(anyhow::Error::msg)?;
 
     let config = Config::resolve(settings.config.as_deref())?;
     let clock = pki_store::clock::from_env().map_err(anyhow::Error::msg)?;

@@ -12,7 +12,7 @@ use pki_store::domain::{AuditAction, KeyBlockSource};
 use pki_store::error::{CaError, Result};
 use pki_store::storage::models::{BlockedKeyRow, CertificateRow};
 use pki_store::storage::schema::blocked_keys;
-use pki_store::storage::{Db, StorageError, WriteTx};
+use pki_store::storage::{Db, WriteTx};
 use pki_store::with_conn;
 use std::collections::HashMap;
 
@@ -28,8 +28,7 @@ pub fn blocked_among(db: &mut Db, hashes: &[String]) -> Result<HashMap<String, B
         let found: Vec<BlockedKeyRow> = with_conn!(db, c => blocked_keys::table
             .filter(blocked_keys::public_key_sha256.eq_any(chunk))
             .select(BlockedKeyRow::as_select())
-            .load(c))
-        .map_err(StorageError::from)?;
+            .load(c))?;
         out.extend(found.into_iter().map(|r| (r.public_key_sha256.clone(), r)));
     }
     Ok(out)
@@ -100,8 +99,7 @@ fn insert(tx: &mut WriteTx<'_>, row: &BlockedKeyRow) -> Result<bool> {
     let n = with_conn!(tx.db, c => diesel::insert_into(blocked_keys::table)
         .values(row)
         .on_conflict_do_nothing()
-        .execute(c))
-    .map_err(StorageError::from)?;
+        .execute(c))?;
     Ok(n == 1)
 }
 
@@ -167,6 +165,5 @@ pub fn list(db: &mut Db, limit: i64) -> Result<Vec<BlockedKeyRow>> {
         .order(blocked_keys::blocked_at.desc())
         .limit(limit)
         .select(BlockedKeyRow::as_select())
-        .load(c))
-    .map_err(StorageError::from)?)
+        .load(c))?)
 }

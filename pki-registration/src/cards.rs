@@ -10,7 +10,7 @@ use pki_store::error::{CaError, Result};
 use pki_store::input::{self, FieldReader, Format};
 use pki_store::storage::models::{CardRow, IdentityRow};
 use pki_store::storage::schema::cards;
-use pki_store::storage::{Db, StorageError};
+use pki_store::storage::Db;
 use pki_store::with_conn;
 use pki_store::Context;
 use std::collections::HashSet;
@@ -145,7 +145,7 @@ fn register_in(
     }
     for chunk in rows.chunks(500) {
         with_conn!(tx.db, c => diesel::insert_into(cards::table).values(chunk).execute(c))
-            .map_err(|e| whole(StorageError::from(e).into()))?;
+            .map_err(|e| whole(e.into()))?;
     }
     Ok(rows.len())
 }
@@ -199,8 +199,7 @@ fn existing_numbers(db: &mut Db, numbers: &[String]) -> Result<HashSet<String>> 
         let found: Vec<String> = with_conn!(db, c => cards::table
             .filter(cards::card_number.eq_any(chunk))
             .select(cards::card_number)
-            .load(c))
-        .map_err(StorageError::from)?;
+            .load(c))?;
         out.extend(found);
     }
     Ok(out)

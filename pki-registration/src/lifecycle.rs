@@ -32,7 +32,7 @@ use pki_store::domain::{
 use pki_store::error::{CaError, Result};
 use pki_store::storage::models::CertificateRow;
 use pki_store::storage::schema::{cards, certificates};
-use pki_store::storage::{db_time, Db, StorageError, WriteTx};
+use pki_store::storage::{db_time, Db, WriteTx};
 use pki_store::with_conn;
 use pki_store::Context;
 
@@ -199,14 +199,12 @@ pub fn certificates_in(db: &mut Db, scope: &Scope) -> Result<Vec<CertificateRow>
                 let q = cards::table.filter(cards::holder_key.eq(holder)).into_boxed();
                 let q = if only_residence { q.filter(cards::kind.eq(CardKind::Residence)) } else { q };
                 q.select(cards::card_number).load(c)
-            })
-            .map_err(StorageError::from)?;
+            })?;
             with_conn!(db, c => certificates::table
                 .filter(certificates::card_number.eq_any(&card_numbers))
                 .order((certificates::issued_at.desc(), certificates::serial))
                 .select(CertificateRow::as_select())
-                .load(c))
-            .map_err(StorageError::from)?
+                .load(c))?
         }
     };
     Ok(rows)
@@ -269,8 +267,7 @@ fn linked_to(db: &mut Db, serial: &str) -> Result<Vec<CertificateRow>> {
     Ok(with_conn!(db, c => certificates::table
         .filter(certificates::linked_serial.eq(serial))
         .select(CertificateRow::as_select())
-        .load(c))
-    .map_err(StorageError::from)?)
+        .load(c))?)
 }
 
 /// Writes one row's new status and its audit record.
@@ -300,8 +297,7 @@ fn write(
             certificates::invalidity_date.eq(invalidity_date),
             certificates::suspension_cause.eq(cause),
         ))
-        .execute(c))
-    .map_err(StorageError::from)?;
+        .execute(c))?;
     tx.audit(
         t.action(),
         &row.serial,
@@ -364,8 +360,7 @@ pub fn expire_due(ca: &mut Context) -> Result<usize> {
             .order(certificates::not_after)
             .limit(500)
             .select(certificates::serial)
-            .load(c))
-        .map_err(StorageError::from)?;
+            .load(c))?;
         if serials.is_empty() {
             return Ok(total);
         }

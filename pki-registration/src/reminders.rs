@@ -83,7 +83,7 @@ use pki_store::domain::AuditAction;
 use pki_store::error::{CaError, Result};
 use pki_store::storage::models::{CardRow, IdentityRow, ReminderRow};
 use pki_store::storage::schema::{certificates, reminders};
-use pki_store::storage::{db_time, Db, StorageError, WriteTx};
+use pki_store::storage::{db_time, Db, WriteTx};
 use pki_store::with_conn;
 use pki_store::Context;
 use serde::Serialize;
@@ -234,8 +234,7 @@ fn candidates_page(
             .limit(page_size)
             .select((c::serial, c::card_number, c::not_after, c::usage))
             .load::<Candidate>(conn)),
-    }
-    .map_err(StorageError::from)?;
+    }?;
     Ok(rows)
 }
 
@@ -284,8 +283,7 @@ fn existing_keys(
             .filter(reminders::not_after.ge(from))
             .filter(reminders::not_after.le(until))
             .select((reminders::card_number, reminders::not_after, reminders::offset_days))
-            .load(c))
-        .map_err(StorageError::from)?;
+            .load(c))?;
         out.extend(
             rows.into_iter()
                 .map(|(card_number, not_after, offset_days)| ReminderKey {
@@ -353,8 +351,7 @@ fn decide_due_paged(ca: &mut Context, page_size: i64) -> Result<DecideReport> {
 fn refresh_statistics(db: &mut Db) -> Result<()> {
     if let Db::Pg(c) = db {
         use diesel::connection::SimpleConnection;
-        c.batch_execute("ANALYZE reminders")
-            .map_err(StorageError::from)?;
+        c.batch_execute("ANALYZE reminders")?;
     }
     Ok(())
 }
@@ -465,8 +462,7 @@ fn insert_decided(tx: &mut WriteTx<'_>, rows: &[ReminderRow]) -> Result<(usize, 
                         reminders::not_after,
                         reminders::offset_days,
                     ))
-                    .get_results(c)
-                    .map_err(StorageError::from)?;
+                    .get_results(c)?;
                 inserted.extend(keys);
             }
         }
@@ -479,8 +475,7 @@ fn insert_decided(tx: &mut WriteTx<'_>, rows: &[ReminderRow]) -> Result<(usize, 
                 let n = diesel::insert_into(reminders::table)
                     .values(row)
                     .on_conflict_do_nothing()
-                    .execute(c)
-                    .map_err(StorageError::from)?;
+                    .execute(c)?;
                 if n == 1 {
                     inserted.push((row.card_number.clone(), row.not_after, row.offset_days));
                 }
@@ -719,8 +714,7 @@ pub fn claim_due(ca: &mut Context, limit: usize, lease: Duration) -> Result<Vec<
             .order((r::next_attempt_at, r::card_number, r::not_after, r::offset_days))
             .limit(limit)
             .select(ReminderRow::as_select())
-            .load(c))
-        .map_err(StorageError::from)?;
+            .load(c))?;
         let mut claimed = Vec::with_capacity(due.len());
         for mut row in due {
             let n = with_conn!(tx.db, c => diesel::update(
@@ -729,8 +723,7 @@ pub fn claim_due(ca: &mut Context, limit: usize, lease: Duration) -> Result<Vec<
                 .filter(r::next_attempt_at.le(now))
                 .filter(r::claimed_until.is_null().or(r::claimed_until.le(now)))
                 .set(r::claimed_until.eq(Some(until)))
-                .execute(c))
-            .map_err(StorageError::from)?;
+                .execute(c))?;
             if n == 1 {
                 row.claimed_until = Some(until);
                 claimed.push(row);
@@ -757,8 +750,7 @@ pub fn mark_sent(ca: &mut Context, key: &ReminderKey, message_id: &str) -> Resul
                 r::claimed_until.eq(None::<NaiveDateTime>),
                 r::attempts.eq(r::attempts + 1),
             ))
-            .execute(c))
-        .map_err(StorageError::from)?;
+            .execute(c))?;
         if n == 1 {
             tx.audit(
                 AuditAction::ReminderSent,
@@ -811,8 +803,7 @@ pub fn mark_failed(
             .find(pk)
             .select(ReminderRow::as_select())
             .first(c)
-            .optional())
-        .map_err(StorageError::from)?;
+            .optional())?;
         let Some(row) = row.filter(|r| r.state == State::Pending) else {
             return Ok(Failure::NotPending);
         };
@@ -827,8 +818,7 @@ pub fn mark_failed(
                     r::last_error.eq(Some(&error)),
                     r::claimed_until.eq(None::<NaiveDateTime>),
                 ))
-                .execute(c))
-            .map_err(StorageError::from)?;
+                .execute(c))?;
             tx.audit(
                 AuditAction::ReminderDead,
                 &key.card_number,
@@ -851,8 +841,7 @@ pub fn mark_failed(
                     r::last_error.eq(Some(&error)),
                     r::claimed_until.eq(None::<NaiveDateTime>),
                 ))
-                .execute(c))
-            .map_err(StorageError::from)?;
+                .execute(c))?;
             Ok(Failure::Retry {
                 attempts,
                 next_attempt_at: next,
@@ -880,8 +869,7 @@ pub fn list(db: &mut Db, state: Option<State>, limit: i64) -> Result<Vec<Reminde
             .limit(limit)
             .select(ReminderRow::as_select())
             .load(c)),
-    }
-    .map_err(StorageError::from)?;
+    }?;
     Ok(rows)
 }
 
@@ -1086,10 +1074,8 @@ mod tests {
         }
         ca.db
             .write("test", start.and_utc(), |tx| {
-                with_conn!(tx.db, c => diesel::insert_into(identities::table).values(&ids).execute(c))
-                    .map_err(StorageError::from)?;
-                with_conn!(tx.db, c => diesel::insert_into(cards_t::table).values(&cards).execute(c))
-                    .map_err(StorageError::from)?;
+                with_conn!(tx.db, c => diesel::insert_into(identities::table).values(&ids).execute(c))?;
+                with_conn!(tx.db, c => diesel::insert_into(cards_t::table).values(&cards).execute(c))?;
                 pki_store::certificates::insert(tx.db, &certs)
             })
             .unwrap();

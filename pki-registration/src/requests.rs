@@ -23,7 +23,7 @@ use pki_store::domain::{IdentityStatus, RequestKind, RequestState};
 use pki_store::error::{CaError, Result};
 use pki_store::storage::models::{CertificateRow, RegistryEventRow, RevocationRequestRow};
 use pki_store::storage::schema::{certificates, identities, registry_events, revocation_requests};
-use pki_store::storage::{db_time, Db, StorageError, WriteTx};
+use pki_store::storage::{db_time, Db, WriteTx};
 use pki_store::with_conn;
 use pki_store::Context;
 use std::collections::BTreeSet;
@@ -97,8 +97,7 @@ pub(crate) fn record_in(
         .find(&event.id)
         .select(RegistryEventRow::as_select())
         .first(c)
-        .optional())
-    .map_err(StorageError::from)?;
+        .optional())?;
     if let Some(known) = known {
         if known.content_sha256 != sha {
             return Err(CaError::Event {
@@ -113,8 +112,7 @@ pub(crate) fn record_in(
             .filter(revocation_requests::event_id.eq(&event.id))
             .order(revocation_requests::id)
             .select(revocation_requests::id)
-            .load(c))
-        .map_err(StorageError::from)?;
+            .load(c))?;
         return Ok(Recorded {
             event: event.id.clone(),
             replay: true,
@@ -133,8 +131,7 @@ pub(crate) fn record_in(
             reported_at: checked.reported_at,
             recorded_at: now,
         })
-        .execute(c))
-    .map_err(StorageError::from)?;
+        .execute(c))?;
     tx.audit(
         AuditAction::RegistryEvent,
         &event.id,
@@ -216,8 +213,7 @@ fn first_issued(db: &mut Db, card: &str) -> Result<Option<NaiveDateTime>> {
     Ok(with_conn!(db, c => certificates::table
         .filter(certificates::card_number.eq(card))
         .select(diesel::dsl::min(certificates::issued_at))
-        .first::<Option<NaiveDateTime>>(c))
-    .map_err(StorageError::from)?)
+        .first::<Option<NaiveDateTime>>(c))?)
 }
 
 /// What one run of [`execute_due`] did.
@@ -246,8 +242,7 @@ pub fn execute_due(ca: &mut Context, limit: usize) -> Result<ExecuteReport> {
         .order((revocation_requests::due_at, revocation_requests::id))
         .limit(limit as i64)
         .select(revocation_requests::id)
-        .load(c))
-    .map_err(StorageError::from)?;
+        .load(c))?;
     for chunk in due.chunks(EXECUTE_CHUNK) {
         // Each chunk is stamped with its own time (execution times are
         // what the SLA report measures).
@@ -276,8 +271,7 @@ fn arm(ca: &mut Context) -> Result<usize> {
         .filter(revocation_requests::state.eq(RequestState::Pending))
         .filter(revocation_requests::due_at.is_null())
         .select(RevocationRequestRow::as_select())
-        .load(c))
-    .map_err(StorageError::from)?;
+        .load(c))?;
     let mut ready = Vec::new();
     for request in waiting {
         let Some(card) = &request.after_card else {
@@ -297,8 +291,7 @@ fn arm(ca: &mut Context) -> Result<usize> {
             with_conn!(tx.db, c => diesel::update(revocation_requests::table.find(id))
                 .filter(revocation_requests::due_at.is_null())
                 .set(revocation_requests::due_at.eq(due))
-                .execute(c))
-            .map_err(StorageError::from)?;
+                .execute(c))?;
             tx.audit(
                 AuditAction::RequestDue,
                 id,
@@ -315,8 +308,7 @@ fn execute_one(tx: &mut WriteTx<'_>, id: &str) -> Result<Option<usize>> {
     let request: RevocationRequestRow = with_conn!(tx.db, c => revocation_requests::table
         .find(id)
         .select(RevocationRequestRow::as_select())
-        .first(c))
-    .map_err(StorageError::from)?;
+        .first(c))?;
     if request.state != RequestState::Pending {
         return Ok(None);
     }
@@ -348,8 +340,7 @@ fn execute_one(tx: &mut WriteTx<'_>, id: &str) -> Result<Option<usize>> {
             revocation_requests::certificates.eq(changed as i64),
             revocation_requests::issuers.eq(issuers),
         ))
-        .execute(c))
-    .map_err(StorageError::from)?;
+        .execute(c))?;
     tx.audit(
         AuditAction::RequestExecute,
         id,
@@ -393,8 +384,7 @@ fn new_row(
 }
 
 fn insert(tx: &mut WriteTx<'_>, row: &RevocationRequestRow) -> Result<()> {
-    with_conn!(tx.db, c => diesel::insert_into(revocation_requests::table).values(row).execute(c))
-        .map_err(StorageError::from)?;
+    with_conn!(tx.db, c => diesel::insert_into(revocation_requests::table).values(row).execute(c))?;
     Ok(())
 }
 
@@ -453,8 +443,7 @@ fn set_identity_status(
     }
     with_conn!(tx.db, c => diesel::update(identities::table.find(holder))
         .set((identities::status.eq(status), identities::updated_at.eq(now)))
-        .execute(c))
-    .map_err(StorageError::from)?;
+        .execute(c))?;
     tx.audit(
         AuditAction::RegistryStatus,
         holder,
@@ -469,6 +458,5 @@ pub fn list(db: &mut Db, limit: i64) -> Result<Vec<RevocationRequestRow>> {
         .order((revocation_requests::received_at.desc(), revocation_requests::id))
         .limit(limit)
         .select(RevocationRequestRow::as_select())
-        .load(c))
-    .map_err(StorageError::from)?)
+        .load(c))?)
 }

@@ -18,7 +18,7 @@ use pki_store::domain::{Reason, RequestKind, RequestState, ScopeKind};
 use pki_store::error::Result;
 use pki_store::storage::models::RevocationRequestRow;
 use pki_store::storage::schema::{crls, ocsp_publications, registry_events, revocation_requests};
-use pki_store::storage::{db_time, Db, StorageError};
+use pki_store::storage::{db_time, Db};
 use pki_store::with_conn;
 use serde::Serialize;
 
@@ -106,8 +106,7 @@ pub fn stamp_publications(db: &mut Db) -> Result<usize> {
         .order(revocation_requests::feed_position)
         .limit(20_000)
         .select(RevocationRequestRow::as_select())
-        .load(c))
-    .map_err(StorageError::from)?;
+        .load(c))?;
     let mut stamped = 0;
     for request in open {
         let (ocsp, crl) = if request.certificates.unwrap_or(0) == 0 {
@@ -130,8 +129,7 @@ pub fn stamp_publications(db: &mut Db) -> Result<usize> {
                     revocation_requests::ocsp_published_at.eq(ocsp),
                     revocation_requests::crl_published_at.eq(crl),
                 ))
-                .execute(c))
-            .map_err(StorageError::from)?;
+                .execute(c))?;
             stamped += 1;
         }
     }
@@ -142,8 +140,7 @@ fn first_ocsp(db: &mut Db, position: i64) -> Result<Option<NaiveDateTime>> {
     Ok(with_conn!(db, c => ocsp_publications::table
         .filter(ocsp_publications::feed_position.ge(position))
         .select(diesel::dsl::min(ocsp_publications::published_at))
-        .first::<Option<NaiveDateTime>>(c))
-    .map_err(StorageError::from)?)
+        .first::<Option<NaiveDateTime>>(c))?)
 }
 
 /// The time by which every issuer published a CRL covering `position`.
@@ -154,8 +151,7 @@ fn first_crl(db: &mut Db, issuers: &str, position: i64) -> Result<Option<NaiveDa
             .filter(crls::issuer.eq(issuer))
             .filter(crls::feed_position.ge(position))
             .select(diesel::dsl::min(crls::published_at))
-            .first::<Option<NaiveDateTime>>(c))
-        .map_err(StorageError::from)?;
+            .first::<Option<NaiveDateTime>>(c))?;
         match first {
             None => return Ok(None),
             Some(t) => latest = Some(latest.map_or(t, |l| l.max(t))),
@@ -237,16 +233,14 @@ pub fn report(
 ) -> Result<Vec<SlaLine>> {
     // PostgreSQL timestamps start in 4713 BC; chrono's MIN is out of range.
     let since = since.unwrap_or(DateTime::UNIX_EPOCH.naive_utc());
-    let rows: Vec<(RevocationRequestRow, Option<String>)> =
-        with_conn!(db, c => revocation_requests::table
+    let rows: Vec<(RevocationRequestRow, Option<String>)> = with_conn!(db, c => revocation_requests::table
         .left_join(registry_events::table)
         .filter(revocation_requests::change.ne("identity-status"))
         .filter(revocation_requests::received_at.ge(since))
         .order((revocation_requests::received_at.desc(), revocation_requests::id))
         .limit(limit)
         .select((RevocationRequestRow::as_select(), registry_events::kind.nullable()))
-        .load(c))
-        .map_err(StorageError::from)?;
+        .load(c))?;
     let now = db_time(now);
     Ok(rows
         .into_iter()
@@ -268,13 +262,11 @@ pub fn summary(db: &mut Db, now: DateTime<Utc>) -> Result<SlaSummary> {
             .or(revocation_requests::crl_published_at.is_null()))
         .filter(revocation_requests::due_at.le(at))
         .select(RevocationRequestRow::as_select())
-        .load(c))
-    .map_err(StorageError::from)?;
+        .load(c))?;
     let total: i64 = with_conn!(db, c => revocation_requests::table
         .filter(revocation_requests::change.ne("identity-status"))
         .count()
-        .get_result(c))
-    .map_err(StorageError::from)?;
+        .get_result(c))?;
     let mut s = SlaSummary {
         total: total as u64,
         ..Default::default()
@@ -300,8 +292,7 @@ pub fn summary(db: &mut Db, now: DateTime<Utc>) -> Result<SlaSummary> {
         .filter(revocation_requests::ocsp_published_at.is_not_null())
         .filter(revocation_requests::crl_published_at.is_not_null())
         .select(RevocationRequestRow::as_select())
-        .load(c))
-    .map_err(StorageError::from)?;
+        .load(c))?;
     s.late += finished_late
         .into_iter()
         .filter(|r| line(r.clone(), None, at).verdict == Verdict::Late)

@@ -4,22 +4,20 @@
 use crate::error::{CaError, Result};
 use crate::storage::models::{AuthorityRow, OcspResponderRow};
 use crate::storage::schema::{authorities, ocsp_responders};
-use crate::storage::{Db, StorageError};
+use crate::storage::Db;
 use crate::with_conn;
 use diesel::prelude::*;
 
 /// All authorities, the root first.
 pub fn list(db: &mut Db) -> Result<Vec<AuthorityRow>> {
     let mut rows: Vec<AuthorityRow> =
-        with_conn!(db, c => authorities::table.select(AuthorityRow::as_select()).load(c))
-            .map_err(StorageError::from)?;
+        with_conn!(db, c => authorities::table.select(AuthorityRow::as_select()).load(c))?;
     rows.sort_by_key(|r| (r.parent.is_some(), r.name.clone()));
     Ok(rows)
 }
 
 pub fn find(db: &mut Db, name: &str) -> Result<AuthorityRow> {
-    with_conn!(db, c => authorities::table.find(name).select(AuthorityRow::as_select()).first(c).optional())
-        .map_err(StorageError::from)?
+    with_conn!(db, c => authorities::table.find(name).select(AuthorityRow::as_select()).first(c).optional())?
         .ok_or(CaError::NotInitialised)
 }
 
@@ -30,8 +28,7 @@ pub fn current_responder(db: &mut Db, authority: &str) -> Result<Option<OcspResp
         .order(ocsp_responders::not_after.desc())
         .select(OcspResponderRow::as_select())
         .first(c)
-        .optional())
-    .map_err(StorageError::from)?)
+        .optional())?)
 }
 
 /// Days left (fractional) before the current OCSP responder certificate

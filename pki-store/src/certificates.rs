@@ -5,7 +5,7 @@ use crate::domain::{CertStatus, Usage};
 use crate::error::{CaError, Result};
 use crate::storage::models::CertificateRow;
 use crate::storage::schema::certificates;
-use crate::storage::{Db, StorageError};
+use crate::storage::Db;
 use crate::with_conn;
 use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -13,8 +13,7 @@ use std::collections::{HashMap, HashSet};
 /// One certificate by serial (lower-case hex).
 pub fn find(db: &mut Db, serial: &str) -> Result<CertificateRow> {
     let serial = serial.to_ascii_lowercase();
-    with_conn!(db, c => certificates::table.find(&serial).select(CertificateRow::as_select()).first(c).optional())
-        .map_err(StorageError::from)?
+    with_conn!(db, c => certificates::table.find(&serial).select(CertificateRow::as_select()).first(c).optional())?
         .ok_or(CaError::UnknownCertificate(serial))
 }
 
@@ -25,8 +24,7 @@ pub fn find_many(db: &mut Db, serials: &[String]) -> Result<HashMap<String, Cert
         let rows: Vec<CertificateRow> = with_conn!(db, c => certificates::table
             .filter(certificates::serial.eq_any(chunk))
             .select(CertificateRow::as_select())
-            .load(c))
-        .map_err(StorageError::from)?;
+            .load(c))?;
         out.extend(rows.into_iter().map(|r| (r.serial.clone(), r)));
     }
     Ok(out)
@@ -44,8 +42,7 @@ pub fn live_for_cards(
             .filter(certificates::card_number.eq_any(chunk))
             .filter(certificates::status.eq_any(CertStatus::LIVE))
             .select(CertificateRow::as_select())
-            .load(c))
-        .map_err(StorageError::from)?;
+            .load(c))?;
         for r in rows {
             if let (Some(card), Some(usage)) = (r.card_number.clone(), r.usage) {
                 out.insert((card, usage), r);
@@ -69,8 +66,7 @@ pub fn list(db: &mut Db, card: Option<&str>, limit: i64) -> Result<Vec<Certifica
             .limit(limit)
             .select(CertificateRow::as_select())
             .load(c)),
-    }
-    .map_err(StorageError::from)?;
+    }?;
     Ok(rows)
 }
 
@@ -88,16 +84,14 @@ pub fn page_for_issuer(
         .order(certificates::serial)
         .limit(limit)
         .select(CertificateRow::as_select())
-        .load(c))
-    .map_err(StorageError::from)?;
+        .load(c))?;
     Ok(rows)
 }
 
 /// Inserts certificates (inside a write transaction).
 pub fn insert(db: &mut Db, rows: &[CertificateRow]) -> Result<()> {
     for chunk in rows.chunks(400) {
-        with_conn!(db, c => diesel::insert_into(certificates::table).values(chunk).execute(c))
-            .map_err(StorageError::from)?;
+        with_conn!(db, c => diesel::insert_into(certificates::table).values(chunk).execute(c))?;
     }
     Ok(())
 }

@@ -144,6 +144,14 @@ pub enum CaError {
     NotStoredOne(String),
 }
 
+/// A query that failed is a storage error: every storage call can use `?`
+/// in a function that returns [`CaError`].
+impl From<diesel::result::Error> for CaError {
+    fn from(e: diesel::result::Error) -> Self {
+        CaError::Storage(crate::storage::StorageError::Query(e))
+    }
+}
+
 impl CaError {
     /// The typed error of a layer above the store, if this is one of that type.
     pub fn layer<E: std::error::Error + 'static>(&self) -> Option<&E> {

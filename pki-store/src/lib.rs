@@ -20,6 +20,7 @@
 //! | [`clock`] | the injected clock ([`clock::from_env`]) |
 //! | [`test_hooks`] | `PKI_FAKE_NOW` and the CRL publisher's crash hook, honoured only with debug assertions |
 //! | [`input`] | CSV and JSON Lines records of operators' files, with line numbers |
+//! | [`logging`] | the services' one log set-up: stderr lines, own records at the chosen level |
 //! | [`context`] | [`Context`]: configuration, clock, database, actor |
 //! | [`storage`] | diesel on SQLite or PostgreSQL, migrations, [`storage::Db::write`] (the write door), `with_conn!` |
 //! | [`audit`] | the hash chain: records appended in each write transaction, [`audit::verify`] |
@@ -40,6 +41,7 @@ pub mod domain;
 pub mod error;
 pub mod feed;
 pub mod input;
+pub mod logging;
 pub mod lookup;
 pub mod published;
 pub mod storage;

@@ -6,15 +6,14 @@
 use crate::error::{CaError, Result};
 use crate::storage::models::{CardRow, IdentityRow};
 use crate::storage::schema::{cards, identities};
-use crate::storage::{Db, StorageError};
+use crate::storage::Db;
 use crate::with_conn;
 use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
 
 /// One identity by registry key.
 pub fn identity(db: &mut Db, key: &str) -> Result<IdentityRow> {
-    with_conn!(db, c => identities::table.find(key).select(IdentityRow::as_select()).first(c).optional())
-        .map_err(StorageError::from)?
+    with_conn!(db, c => identities::table.find(key).select(IdentityRow::as_select()).first(c).optional())?
         .ok_or_else(|| CaError::UnknownIdentity(key.to_string()))
 }
 
@@ -25,8 +24,7 @@ pub fn identities_by_key(db: &mut Db, keys: &[String]) -> Result<HashMap<String,
         let rows: Vec<IdentityRow> = with_conn!(db, c => identities::table
             .filter(identities::registry_key.eq_any(chunk))
             .select(IdentityRow::as_select())
-            .load(c))
-        .map_err(StorageError::from)?;
+            .load(c))?;
         out.extend(rows.into_iter().map(|r| (r.registry_key.clone(), r)));
     }
     Ok(out)
@@ -40,8 +38,7 @@ pub fn identities(db: &mut Db, keys: &HashSet<String>) -> Result<HashMap<String,
 
 /// One card by number.
 pub fn card(db: &mut Db, number: &str) -> Result<CardRow> {
-    with_conn!(db, c => cards::table.find(number).select(CardRow::as_select()).first(c).optional())
-        .map_err(StorageError::from)?
+    with_conn!(db, c => cards::table.find(number).select(CardRow::as_select()).first(c).optional())?
         .ok_or_else(|| CaError::UnknownCard(number.to_string()))
 }
 
@@ -53,8 +50,7 @@ pub fn cards(db: &mut Db, numbers: &HashSet<String>) -> Result<HashMap<String, C
         let rows: Vec<CardRow> = with_conn!(db, c => cards::table
             .filter(cards::card_number.eq_any(chunk))
             .select(CardRow::as_select())
-            .load(c))
-        .map_err(StorageError::from)?;
+            .load(c))?;
         out.extend(rows.into_iter().map(|r| (r.card_number.clone(), r)));
     }
     Ok(out)

@@ -78,34 +78,6 @@ impl Which {
     }
 }
 
-/// Log lines on stderr: `2026-11-22T14:00:00Z LEVEL message`.
-struct StderrLogger(log::LevelFilter);
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= self.0
-            && (m.target().starts_with("scheduler")
-                || m.target().starts_with("pki_scheduler")
-                || m.target().starts_with("pki_registration")
-                || m.target().starts_with("pki_store")
-                || m.level() <= log::Level::Warn)
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            let _ = writeln!(
-                std::io::stderr(),
-                "{} {:<5} {}",
-                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
-                record.level(),
-                record.args()
-            );
-        }
-    }
-
-    fn flush(&self) {}
-}
-
 fn run_once(runner: &Runner, which: Which) -> ExitCode {
     let mut failed = false;
     for job in which.jobs() {
@@ -249,14 +221,16 @@ async fn serve(runner: Arc<Runner>, listen: String) -> anyhow::Result<()> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let level: log::LevelFilter = cli.log_level.parse().map_err(|_| {
-        anyhow::anyhow!(
-            "--log-level {:?}: use error, warn, info or debug",
-            cli.log_level
-        )
-    })?;
-    let logger = Box::leak(Box::new(StderrLogger(level)));
-    let _ = log::set_logger(logger).map(|()| log::set_max_level(level));
+    pki_store::logging::init(
+        &cli.log_level,
+        &[
+            "scheduler",
+            "pki_scheduler",
+            "pki_registration",
+            "pki_store",
+        ],
+    )
+    .map_err(anyhow::Error::msg)?;
 
     let config = Config::resolve(cli.config.as_deref())?;
     let clock = pki_store::clock::from_env().map_err(anyhow::Error::msg)?;

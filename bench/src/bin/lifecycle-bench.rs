@@ -83,7 +83,7 @@ use pki_store::config::Config;
 use pki_store::input::Format;
 use pki_store::storage::schema::revocation_requests as rr;
 use pki_store::storage::schema::{certificates, crls, identities, ocsp_publications};
-use pki_store::storage::{Db, StorageError};
+use pki_store::storage::Db;
 use pki_store::with_conn;
 use rayon::prelude::*;
 use serde_json::{json, Value};
@@ -627,8 +627,7 @@ fn setup_population(ca: &mut Ca, dir: &Path, population: usize) -> anyhow::Resul
         .filter(certificates::status.eq("hold"))
         .filter(certificates::kind.eq("end-entity"))
         .select((certificates::serial, certificates::card_number))
-        .load(c))
-    .map_err(StorageError::from)?;
+        .load(c))?;
     ensure!(
         held.len() == cards.len(),
         "{} certificates on hold, expected {}",
@@ -693,8 +692,7 @@ fn wait_ready(ca: &mut Ca, services: &mut Services, certs: usize) -> anyhow::Res
             .filter(crls::kind.eq("complete"))
             .select(crls::issuer)
             .distinct()
-            .load::<String>(c))
-        .map_err(StorageError::from)?
+            .load::<String>(c))?
         .len();
         if health == 200
             && queue == Some(0.0)
@@ -724,23 +722,20 @@ fn progress(db: &mut Db, prefix: &str) -> anyhow::Result<(i64, i64, Option<i64>)
         .filter(rr::id.like(&pattern))
         .filter(rr::change.eq("revoke"))
         .count()
-        .get_result(c))
-    .map_err(StorageError::from)?;
+        .get_result(c))?;
     let (executed, max_pos): (i64, Option<i64>) = with_conn!(db, c => rr::table
         .filter(rr::id.like(&pattern))
         .filter(rr::change.eq("revoke"))
         .filter(rr::state.eq("executed"))
         .select((diesel::dsl::count_star(), diesel::dsl::max(rr::feed_position)))
-        .first(c))
-    .map_err(StorageError::from)?;
+        .first(c))?;
     Ok((total, executed, max_pos))
 }
 
 fn max_ocsp_position(db: &mut Db) -> anyhow::Result<Option<i64>> {
     Ok(with_conn!(db, c => ocsp_publications::table
         .select(diesel::dsl::max(ocsp_publications::feed_position))
-        .first::<Option<i64>>(c))
-    .map_err(StorageError::from)?)
+        .first::<Option<i64>>(c))?)
 }
 
 /// The feed position of the newest CRL (complete or delta) of `issuer`.
@@ -748,8 +743,7 @@ fn max_crl_position(db: &mut Db, issuer: &str) -> anyhow::Result<Option<i64>> {
     Ok(with_conn!(db, c => crls::table
         .filter(crls::issuer.eq(issuer))
         .select(diesel::dsl::max(crls::feed_position))
-        .first::<Option<i64>>(c))
-    .map_err(StorageError::from)?)
+        .first::<Option<i64>>(c))?)
 }
 
 /// The first complete CRL of `issuer` read at or past `position`.
@@ -763,8 +757,7 @@ fn first_complete_crl(
         .filter(crls::kind.eq("complete"))
         .filter(crls::feed_position.ge(position))
         .select(diesel::dsl::min(crls::published_at))
-        .first::<Option<NaiveDateTime>>(c))
-    .map_err(StorageError::from)?)
+        .first::<Option<NaiveDateTime>>(c))?)
 }
 
 /// The wave's events, checked (as `pki-admin registry events` does first).
@@ -804,8 +797,7 @@ fn wave_certificates(db: &mut Db, wave: Wave) -> anyhow::Result<Vec<StatusRow>> 
         .filter(certificates::card_number.like(&pattern))
         .select((certificates::serial, certificates::status,
                  certificates::revocation_reason, certificates::issuer))
-        .load(c))
-    .map_err(StorageError::from)?)
+        .load(c))?)
 }
 
 /// OCSP requests for the certificates of one issuing CA, over one
@@ -1288,8 +1280,7 @@ fn run_wave(
                 .filter(identities::registry_key.eq_any(chunk))
                 .filter(identities::status.eq("inactive"))
                 .count()
-                .get_result(c))
-            .map_err(StorageError::from)?;
+                .get_result(c))?;
             n += c;
         }
         ensure!(
