@@ -395,6 +395,13 @@ pub fn card(ca: &mut Ca, command: CardCommand) -> anyhow::Result<ExitCode> {
                 issue_date: parse_date(&issued).map_err(|m| anyhow::anyhow!("--issued: {m}"))?,
                 expiry_date: parse_date(&expires).map_err(|m| anyhow::anyhow!("--expires: {m}"))?,
             };
+            // The same rule as every card file, reported against the flag.
+            cards::check_dates(&card).map_err(|e| match e {
+                pki_store::CaError::Field { message, .. } => {
+                    anyhow::anyhow!("--expires: {message}")
+                }
+                other => other.into(),
+            })?;
             cards::register(ca, &[card], "pki-admin card add")?;
             outln!("registered card {number}");
         }

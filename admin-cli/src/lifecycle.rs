@@ -90,6 +90,9 @@ pub struct EventsArgs {
     /// Record only; leave execution to pki-scheduler.
     #[arg(long)]
     no_execute: bool,
+    /// Print `{events, recorded, replayed, requests, executed}` as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -159,7 +162,7 @@ fn event_json(args: &EventArgs) -> anyhow::Result<Value> {
     let mut v = json!({"id": id, "type": kind.as_str()});
     // The event's content as recorded (and hashed, to tell a replay from a
     // conflicting reuse of its id): the keys stay those of earlier versions
-    // (`invalidity`; a feed may say `invalidity_date`).
+    // (`invalidity`, which the event parser reads as `invalidity_date`).
     for (key, value) in [
         ("card", &args.card),
         ("holder", &args.holder),
@@ -185,6 +188,23 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// What the execution after recording did, for people.
+fn executed_text(executed: Option<&requests::ExecuteReport>) -> String {
+    match executed {
+        None => "not executed (--no-execute): pki-scheduler executes them when due".to_string(),
+        Some(x) => format!(
+            "executed what was due: {}, {} changed{}",
+            plural(x.executed, "request", "requests"),
+            plural(x.certificates, "certificate", "certificates"),
+            if x.armed > 0 {
+                format!(", {} armed", plural(x.armed, "request", "requests"))
+            } else {
+                String::new()
+            }
+        ),
+    }
+}
+
 /// `registry event`'s line for people.
 fn event_line(
     kind: &str,
@@ -203,19 +223,7 @@ fn event_line(
             recorded.event
         );
     }
-    let done = match executed {
-        None => "not executed (--no-execute): pki-scheduler executes them when due".to_string(),
-        Some(x) => format!(
-            "executed what was due: {}, {} changed{}",
-            plural(x.executed, "request", "requests"),
-            plural(x.certificates, "certificate", "certificates"),
-            if x.armed > 0 {
-                format!(", {} armed", plural(x.armed, "request", "requests"))
-            } else {
-                String::new()
-            }
-        ),
-    };
+    let done = executed_text(executed);
     format!(
         "recorded event {} ({kind}): {requests}{ids}; {done}",
         recorded.event
@@ -278,10 +286,19 @@ pub fn events_feed(ca: &mut Ca, args: EventsArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(execute(ca)?)
     };
-    print_json(
-        &json!({"events": checked.len(), "recorded": recorded, "replayed": replayed,
-                       "requests": request_count, "executed": executed}),
-    );
+    if args.json {
+        print_json(
+            &json!({"events": checked.len(), "recorded": recorded, "replayed": replayed,
+                           "requests": request_count, "executed": executed}),
+        );
+    } else {
+        outln!(
+            "{source}: {} read, {recorded} recorded with {}, {replayed} already recorded (nothing changed); {}",
+            plural(checked.len(), "event", "events"),
+            plural(request_count, "request", "requests"),
+            executed_text(executed.as_ref())
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

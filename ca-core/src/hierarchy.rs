@@ -7,7 +7,8 @@
 use pki_keys::authority::{self, key_algorithm_name};
 
 use crate::ca::Ca;
-use crate::mint::{mint, Issuer, MintRequest};
+use crate::issuer::Issuer;
+use crate::mint::{mint, MintRequest};
 use crate::policy::{AuthorityDef, Profile, ValidityRule};
 use chrono::{DateTime, SubsecRound, Utc};
 use der::{Decode, Encode};
@@ -331,8 +332,7 @@ pub fn rotate_responder(ca: &mut Ca, authority_name: &str) -> Result<Created> {
         .map(|d| d.common_name.clone())
         .ok_or(CaError::NotInitialised)?;
     let authority = authority::load_row(&mut ca.db, authority_name)?.open(&ca.keys)?;
-    let (cert, row) =
-        create_responder(ca, &crate::mint::Issuer::of(&authority), &common_name, now)?;
+    let (cert, row) = create_responder(ca, &Issuer::of(&authority), &common_name, now)?;
     let created = Created::responder(&cert, &row);
     let actor = ca.actor.clone();
     ca.db.write(&actor, now, |tx| {

@@ -507,7 +507,7 @@ pub(crate) fn build_card_certificate(
             status: cert.status,
             linked_serial: cert.linked_serial,
         },
-        &crate::mint::Issuer::of(issuer),
+        &crate::issuer::Issuer::of(issuer),
         now,
     )
 }

@@ -17,6 +17,7 @@
 //! | [`policy`] | the profiles of `policies/profiles.toml`, loaded and resolved |
 //! | [`x509`] | the TBS builder and the pre-issuance linter, profile-driven |
 //! | [`hierarchy`] | `init`: root, issuing CAs, responder certificates; responder rotation |
+//! | [`issuer`] | the issuing side of a certificate ([`issuer::Issuer`]), named once |
 //! | [`mint`] | the signing door: build, lint, sign every certificate ([`mint::mint`]) |
 //! | [`issuance`] | card certificates from CSRs: plan, mint, commit ([`issuance::issue_one`]) |
 //! | [`batch`] | bureau batches: resumable, every line recorded with its certificate |
@@ -26,6 +27,7 @@ pub mod batch;
 pub mod ca;
 pub mod hierarchy;
 pub mod issuance;
+pub mod issuer;
 pub mod mint;
 pub mod policy;
 pub mod renewal;

@@ -3,13 +3,12 @@
 //! certificates all go through [`mint`]; nothing else calls the signer for
 //! a certificate.
 
+use crate::issuer::Issuer;
 use crate::policy::{Profile, ProfileKind};
-use crate::x509::builder::{self, CertificateSpec, IssuerRef, SERIAL_LEN};
+use crate::x509::builder::{self, CertificateSpec, SERIAL_LEN};
 use crate::x509::lint::{self, Expectations};
 use chrono::{DateTime, Utc};
 use der::Encode;
-use pki_keys::authority::Authority;
-use pki_keys::Signer;
 use pki_store::config::Config;
 use pki_store::domain::CertKind;
 use pki_store::domain::{CertStatus, Usage};
@@ -18,31 +17,6 @@ use pki_store::storage::db_time;
 use pki_store::storage::models::CertificateRow;
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::name::Name;
-
-/// The issuing side.
-pub struct Issuer<'a> {
-    pub subject: &'a Name,
-    pub subject_der: &'a [u8],
-    pub key_id: &'a [u8],
-    pub ca_name: &'a str,
-    pub signer: &'a dyn Signer,
-    /// None for the self-signed root.
-    pub not_after: Option<DateTime<Utc>>,
-}
-
-impl<'a> Issuer<'a> {
-    /// An opened authority as the issuer of a certificate.
-    pub fn of(authority: &'a Authority) -> Self {
-        Issuer {
-            subject: &authority.subject,
-            subject_der: &authority.row.subject_der,
-            key_id: &authority.row.key_id,
-            ca_name: &authority.row.name,
-            signer: authority.signer.as_ref(),
-            not_after: Some(authority.not_after),
-        }
-    }
-}
 
 /// What to certify.
 pub struct MintRequest<'a> {
@@ -95,13 +69,7 @@ pub fn mint(
         not_after: req.not_after,
         crl_partition,
     };
-    let issuer_ref = IssuerRef {
-        name: issuer.subject,
-        key_id: issuer.key_id,
-        ca_name: issuer.ca_name,
-        signer: issuer.signer,
-    };
-    let tbs = builder::build_tbs(&spec, &issuer_ref, config)?;
+    let tbs = builder::build_tbs(&spec, issuer, config)?;
     let tbs_der = tbs.to_der().map_err(builder::BuildError::from)?;
     let findings = lint::lint(
         &tbs_der,

@@ -18,7 +18,10 @@
 //! | [`issuers`] | the CAs served (CertID hashes) and their delegated responders (keys opened from the responder key store only) |
 //! | [`store`] | the in-memory statuses and pre-signed responses; the bounded on-demand cache |
 //! | [`source`] | the [`source::Source`] trait the HTTP layer calls, and [`source::MemorySource`] |
-//! | [`refresher`] | the database side: start-up load, change feed, pre-signing, refresh, rotation, degraded mode |
+//! | [`refresher`] (`refresher/mod.rs`) | the database side: the background worker, its settings and error, the connection and degraded mode, the loop tying the parts below together |
+//! | `refresher/load.rs` | start-up load: feed position, CAs and responders, every certificate's status; the status row and its answer |
+//! | `refresher/follow.rs` | the change feed: changed statuses, CA creation and responder rotation, publication marks (`ocsp_publications`) |
+//! | `refresher/sweep.rs` | the sweep (responses missing or due, gauges, expiry of cached answers) and the (pre-)signing of queued responses |
 //! | [`http`] | actix-web routes, caching headers, limits and timeouts |
 //! | [`metrics`] | Prometheus counters, histogram and gauges |
 //! | [`settings`] | command-line flags and environment variables |

@@ -58,7 +58,8 @@ fn check_card(
     check_dates(card).map_err(|e| ("expiry_date", e))
 }
 
-fn check_dates(card: &NewCard) -> Result<()> {
+/// The card's dates: it expires after it is issued.
+pub fn check_dates(card: &NewCard) -> Result<()> {
     if card.expiry_date <= card.issue_date {
         return Err(CaError::Field {
             field: "expiry_date".into(),

@@ -93,8 +93,8 @@ pub struct Event {
     /// `identity-inactive`: the reason to write (RFC 5280 name).
     pub reason: Option<String>,
     /// Since when the key is known to be unusable (loss, theft).
-    #[serde(alias = "invalidity_date")]
-    pub invalidity: Option<String>,
+    #[serde(alias = "invalidity")]
+    pub invalidity_date: Option<String>,
     /// Free text kept with the event (the form's or officer's note).
     pub note: Option<String>,
 }
@@ -236,11 +236,10 @@ pub fn check(event: Event, now: DateTime<Utc>) -> Result<CheckedEvent> {
             .map_err(|m| bad(&event, format!("{field}: {m}")))
     };
     let effective = date("effective", &event.effective)?;
-    let invalidity = date("invalidity", &event.invalidity)?;
+    let invalidity = date("invalidity_date", &event.invalidity_date)?;
     if let Some(inv) = invalidity {
-        if inv > now_db {
-            return Err(bad(&event, format!("invalidity {inv} is in the future")));
-        }
+        crate::lifecycle::check_invalidity(inv, now_db)
+            .map_err(|m| bad(&event, format!("invalidity_date: {m}")))?;
     }
     let reason = event
         .reason

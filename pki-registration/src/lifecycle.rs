@@ -42,6 +42,19 @@ fn suspension_cause_of(row: &CertificateRow) -> SuspensionCause {
     row.suspension_cause.unwrap_or(SuspensionCause::Officer)
 }
 
+/// The one rule for an invalidity date (a registry event's or an
+/// officer's): the date since when the key is known to be unusable, so
+/// never in the future.
+pub fn check_invalidity(
+    invalidity: NaiveDateTime,
+    now: NaiveDateTime,
+) -> std::result::Result<(), String> {
+    if invalidity > now {
+        return Err(format!("{invalidity} is in the future"));
+    }
+    Ok(())
+}
+
 /// A status change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {

@@ -24,12 +24,10 @@ pub fn apply(
 ) -> Result<Vec<CertificateRow>> {
     let now = ca.clock.now();
     if let Some(inv) = invalidity {
-        if inv > db_time(now) {
-            return Err(CaError::Field {
-                field: "invalidity date".into(),
-                message: format!("{inv} is in the future"),
-            });
-        }
+        lifecycle::check_invalidity(inv, db_time(now)).map_err(|message| CaError::Field {
+            field: "invalidity date".into(),
+            message,
+        })?;
         if !matches!(t, Transition::Revoke(_) | Transition::Suspend(_)) {
             return Err(CaError::Field {
                 field: "invalidity date".into(),

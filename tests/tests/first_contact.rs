@@ -416,7 +416,7 @@ fn registry_event_prints_a_line_or_json(env: &TestEnv) {
             json!({"id": "fc-feed-1", "type": "card-lost", "card": card3.number, "invalidity_date": "2020-01-03"})
         ),
     );
-    let v = env.ok_json(&["registry", "events", feed.to_str().unwrap()]);
+    let v = env.ok_json(&["registry", "events", feed.to_str().unwrap(), "--json"]);
     assert_eq!(v["recorded"], 1, "{v}");
     let cert = env.ok_json(&["cert", "show", &issued3.serial, "--json"]);
     assert_eq!(cert["status"], "revoked", "{cert}");

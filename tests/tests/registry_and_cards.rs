@@ -162,6 +162,29 @@ fn card_add_and_import(env: &TestEnv) {
     let out = env.add_card(&one);
     assert!(out.contains("registered card 300001"), "card add: {out}");
     assert_card_shown(env, &one);
+    // A card that expires before it is issued: the error names the flag.
+    let out = env.refused(
+        &[
+            "card",
+            "add",
+            "--number",
+            "300009",
+            "--kind",
+            "identity",
+            "--holder",
+            "N3000001",
+            "--issued",
+            "2026-01-01",
+            "--expires",
+            "2025-12-31",
+        ],
+        &["is not after the issue date"],
+    );
+    assert!(
+        stderr_str(&out).contains("--expires:"),
+        "the refusal names --expires: {}",
+        stderr_str(&out)
+    );
 
     let csv_cards = vec![
         Card::identity("300002", "N3000002"),

@@ -2,6 +2,7 @@
 //! writes what the profile says; the linter (`lint`) checks the encoded
 //! result against the same profile before the signature is made.
 
+use crate::issuer::Issuer;
 use crate::policy::{Profile, ProfileKind};
 use chrono::{DateTime, Utc};
 use der::asn1::BitString;
@@ -40,17 +41,6 @@ pub fn new_serial() -> Result<[u8; SERIAL_LEN], BuildError> {
     Ok(serial)
 }
 
-/// The issuing side of a certificate.
-pub struct IssuerRef<'a> {
-    /// The issuer's subject name.
-    pub name: &'a Name,
-    /// The issuer's subject key identifier.
-    pub key_id: &'a [u8],
-    /// The issuer's name in this PKI (`identity-card-ca`): forms its URLs.
-    pub ca_name: &'a str,
-    pub signer: &'a dyn Signer,
-}
-
 /// What one certificate says about its subject.
 pub struct CertificateSpec<'a> {
     pub profile: &'a Profile,
@@ -66,7 +56,7 @@ pub struct CertificateSpec<'a> {
 /// Assembles the TBSCertificate.
 pub fn build_tbs(
     spec: &CertificateSpec<'_>,
-    issuer: &IssuerRef<'_>,
+    issuer: &Issuer<'_>,
     config: &Config,
 ) -> Result<TbsCertificate, BuildError> {
     let profile = spec.profile;
@@ -114,7 +104,7 @@ pub fn build_tbs(
         version: Version::V3,
         serial_number: SerialNumber::new(&spec.serial)?,
         signature: issuer.signer.algorithm().identifier(),
-        issuer: issuer.name.clone(),
+        issuer: issuer.subject.clone(),
         validity: Validity {
             not_before: time::to_x509(spec.not_before)?,
             not_after: time::to_x509(spec.not_after)?,
