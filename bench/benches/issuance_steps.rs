@@ -4,7 +4,8 @@
 //!
 //! cargo bench -p bench --bench issuance_steps
 
-use ca_core::mint::{mint, Issuer, MintRequest};
+use ca_core::issuer::Issuer;
+use ca_core::mint::{mint, MintRequest};
 use ca_core::policy::Policy;
 use criterion::{criterion_group, criterion_main, Criterion};
 use der::{Decode, Encode};
