@@ -21,6 +21,7 @@ use const_oid::ObjectIdentifier as Oid;
 use der::asn1::OctetString;
 use der::Encode;
 use pki_keys::Signer;
+use pki_x509::der_header::{len_len, push_header};
 use x509_cert::ext::pkix::AuthorityKeyIdentifier;
 use x509_cert::ext::Extension;
 
@@ -54,31 +55,6 @@ const INVALIDITY_EXT_PREFIX: [u8; 11] = [
 ];
 const REASON_EXT_LEN: usize = 12;
 const INVALIDITY_EXT_LEN: usize = 26;
-
-/// Octets of the length field for a content of `len` octets.
-pub fn len_len(len: usize) -> usize {
-    match len {
-        0..=0x7f => 1,
-        0x80..=0xff => 2,
-        0x100..=0xffff => 3,
-        0x1_0000..=0xff_ffff => 4,
-        _ => 5,
-    }
-}
-
-/// Appends a tag and a length.
-pub fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
-    out.push(tag);
-    let n = len_len(len);
-    if n == 1 {
-        out.push(len as u8);
-    } else {
-        out.push(0x80 | (n - 1) as u8);
-        for i in (0..n - 1).rev() {
-            out.push((len >> (8 * i)) as u8);
-        }
-    }
-}
 
 /// Writes a tag and a length so that they end at `end`; returns where they start.
 fn header_before(buf: &mut [u8], end: usize, tag: u8, len: usize) -> usize {

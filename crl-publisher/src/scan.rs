@@ -84,7 +84,7 @@ impl<R: Read> Reader<R> {
 
 fn with_header(tag: u8, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len() + 6);
-    crate::encode::push_header(&mut out, tag, value.len());
+    pki_x509::der_header::push_header(&mut out, tag, value.len());
     out.extend_from_slice(value);
     out
 }

@@ -1,36 +1,8 @@
-//! DER headers written by hand: the responder assembles signed answers
-//! from parts it already holds (the responder's certificate, pre-encoded
-//! response data) without decoding and re-encoding them, which the `der`
-//! crate's owned types would do; only tags and lengths are written here.
+//! The `certs` field of the responder's answers, assembled around the
+//! responder's certificate without re-encoding it (the header rule is
+//! `pki_x509::der_header`, shared with the CRL publisher).
 
-pub fn header_len(len: usize) -> usize {
-    match len {
-        0..=0x7f => 2,
-        0x80..=0xff => 3,
-        0x100..=0xffff => 4,
-        0x1_0000..=0xff_ffff => 5,
-        _ => 6,
-    }
-}
-
-pub fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
-    out.push(tag);
-    match len {
-        0..=0x7f => out.push(len as u8),
-        0x80..=0xff => out.extend_from_slice(&[0x81, len as u8]),
-        0x100..=0xffff => out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]),
-        0x1_0000..=0xff_ffff => {
-            out.extend_from_slice(&[0x83, (len >> 16) as u8, (len >> 8) as u8, len as u8])
-        }
-        _ => out.extend_from_slice(&[
-            0x84,
-            (len >> 24) as u8,
-            (len >> 16) as u8,
-            (len >> 8) as u8,
-            len as u8,
-        ]),
-    }
-}
+use pki_x509::der_header::{header_len, push_header};
 
 /// `[0] EXPLICIT SEQUENCE OF Certificate` holding one certificate: the
 /// `certs` field of every response a responder signs.

@@ -11,7 +11,6 @@
 //! signed, so this costs one copy of about 1.1 KB per answer instead of
 //! 800 bytes of memory per pre-signed response.
 
-use crate::der_header::{header_len, push_header};
 use crate::issuers::Responder;
 use crate::request::{HashAlg, Serial};
 use const_oid::db::rfc6960::{ID_PKIX_OCSP_EXTENDED_REVOKE, ID_PKIX_OCSP_NONCE};
@@ -19,6 +18,7 @@ use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
 use der::Encode;
 use pki_store::domain::Reason;
 use pki_store::published::{published_status, PublishedStatus, StatusFacts};
+use pki_x509::der_header::{header_len, push_header};
 use spki::AlgorithmIdentifierOwned;
 use std::sync::Arc;
 use std::time::Duration;

@@ -16,9 +16,11 @@
 //! | [`name`] | subject and issuer names, registry keys as serialNumber |
 //! | [`ext`] | extensions: key usage, EKU, policies, CRL distribution points, AIA |
 //! | [`qc`] | QC statements (ETSI EN 319 412-5) |
+//! | [`der_header`] | DER tags and lengths for the two hand assemblers (OCSP answers, CRL entries) |
 //! | [`csr`] | PKCS#10: decode, verify the signature, read the key |
 
 pub mod csr;
+pub mod der_header;
 pub mod ext;
 pub mod name;
 pub mod oids;
