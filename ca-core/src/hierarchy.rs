@@ -98,7 +98,8 @@ fn spki_of(signer: &dyn Signer) -> Result<SubjectPublicKeyInfoOwned> {
 }
 
 fn der_of(n: &Name) -> Result<Vec<u8>> {
-    n.to_der().map_err(|e| CaError::Build(e.into()))
+    n.to_der()
+        .map_err(|e| CaError::from(crate::x509::builder::BuildError::from(e)))
 }
 
 fn create_ca(

@@ -5,7 +5,8 @@
 //!
 //! This is the only crate that opens a private key. The OCSP responder
 //! links it for its responder keys only ([`KeyStore`] of
-//! `KeyPurpose::OcspResponder`); the CA links it for both families.
+//! `KeyPurpose::OcspResponder`), the CRL publisher for the CA keys that
+//! sign CRLs (`KeyPurpose::Ca`), and the CA for both families.
 //!
 //! | module | job |
 //! | --- | --- |

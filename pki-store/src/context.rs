@@ -32,7 +32,7 @@ impl Context {
         Ok(Self::with_db(config, clock, actor, db))
     }
 
-    pub fn with_db(config: Config, clock: Arc<dyn Clock>, actor: &str, db: Db) -> Self {
+    fn with_db(config: Config, clock: Arc<dyn Clock>, actor: &str, db: Db) -> Self {
         Self {
             config,
             clock,

@@ -6,8 +6,7 @@ use crate::domain::{CardKind, IdentityStatus, RegistrationAuthority, Usage};
 use chrono::{NaiveDate, NaiveDateTime};
 
 /// An error raised by a layer above the store (keys, profiles, certificate
-/// encoding), kept whole: its crate converts it with a `From` impl, and
-/// [`CaError::layer`] gets the typed error back.
+/// encoding), kept whole: its crate converts it with a `From` impl.
 pub type LayerError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
@@ -149,16 +148,6 @@ pub enum CaError {
 impl From<diesel::result::Error> for CaError {
     fn from(e: diesel::result::Error) -> Self {
         CaError::Storage(crate::storage::StorageError::Query(e))
-    }
-}
-
-impl CaError {
-    /// The typed error of a layer above the store, if this is one of that type.
-    pub fn layer<E: std::error::Error + 'static>(&self) -> Option<&E> {
-        match self {
-            CaError::Policy(e) | CaError::Key(e) | CaError::Build(e) => e.downcast_ref(),
-            _ => None,
-        }
     }
 }
 
