@@ -32,13 +32,14 @@ pub struct DemoArgs {
 /// The demo keeps its key passphrases in files of the data directory when
 /// none are configured: convenient for a try-out, never for production.
 pub fn ensure_passphrases(config: &mut Config) -> anyhow::Result<()> {
-    for purpose in [KeyPurpose::Ca, KeyPurpose::OcspResponder] {
+    for purpose in [KeyPurpose::Ca, KeyPurpose::OcspResponder, KeyPurpose::Audit] {
         if config.passphrase(purpose).is_ok() {
             continue;
         }
         let (name, what) = match purpose {
             KeyPurpose::Ca => ("demo-ca-passphrase", "CA key passphrase"),
             KeyPurpose::OcspResponder => ("demo-ocsp-passphrase", "OCSP responder key passphrase"),
+            KeyPurpose::Audit => ("demo-audit-passphrase", "audit key passphrase"),
         };
         let path = config.data_dir.join(name);
         if !path.exists() {
@@ -53,6 +54,7 @@ pub fn ensure_passphrases(config: &mut Config) -> anyhow::Result<()> {
         match purpose {
             KeyPurpose::Ca => config.keys.passphrase_file = Some(path),
             KeyPurpose::OcspResponder => config.keys.ocsp_passphrase_file = Some(path),
+            KeyPurpose::Audit => config.keys.audit_passphrase_file = Some(path),
         }
     }
     Ok(())

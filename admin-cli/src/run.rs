@@ -123,6 +123,9 @@ fn demo_config(defaults: Config, args: &RunArgs) -> anyhow::Result<(Config, Path
         if let Some(f) = file_name(&config.keys.ocsp_passphrase_file) {
             text.push_str(&format!("ocsp_passphrase_file = {f}\n"));
         }
+        if let Some(f) = file_name(&config.keys.audit_passphrase_file) {
+            text.push_str(&format!("audit_passphrase_file = {f}\n"));
+        }
         if let Some(addr) = &args.scheduler_listen {
             text.push_str(&format!("\n[scheduler]\nlisten = {}\n", toml_string(addr)));
         }

@@ -216,6 +216,12 @@ pub struct Keys {
     pub ocsp_passphrase_file: Option<PathBuf>,
     /// Directory of the OCSP responder keys (default `<data_dir>/keys/ocsp`).
     pub ocsp_dir: Option<PathBuf>,
+    /// Environment variable holding the audit key's passphrase.
+    pub audit_passphrase_env: String,
+    /// Or a file whose first line is the audit key's passphrase.
+    pub audit_passphrase_file: Option<PathBuf>,
+    /// Directory of the audit key that signs checkpoints (default `<data_dir>/keys/audit`).
+    pub audit_dir: Option<PathBuf>,
 }
 
 /// Which family of keys.
@@ -225,6 +231,8 @@ pub enum KeyPurpose {
     Ca,
     /// Delegated OCSP responder keys: sign OCSP responses only.
     OcspResponder,
+    /// The audit key: signs the audit log's checkpoints (tree heads) only.
+    Audit,
 }
 
 /// Batch issuance tuning.
@@ -278,6 +286,9 @@ impl Default for Keys {
             ocsp_passphrase_env: "PKI_OCSP_PASSPHRASE".into(),
             ocsp_passphrase_file: None,
             ocsp_dir: None,
+            audit_passphrase_env: "PKI_AUDIT_PASSPHRASE".into(),
+            audit_passphrase_file: None,
+            audit_dir: None,
         }
     }
 }
@@ -398,6 +409,7 @@ impl Config {
         let (configured, default) = match purpose {
             KeyPurpose::Ca => (&self.keys.ca_dir, "ca"),
             KeyPurpose::OcspResponder => (&self.keys.ocsp_dir, "ocsp"),
+            KeyPurpose::Audit => (&self.keys.audit_dir, "audit"),
         };
         configured
             .clone()
@@ -418,6 +430,12 @@ impl Config {
                 &self.keys.ocsp_passphrase_file,
                 "OCSP responder key",
                 "ocsp_passphrase_file",
+            ),
+            KeyPurpose::Audit => (
+                &self.keys.audit_passphrase_env,
+                &self.keys.audit_passphrase_file,
+                "audit key",
+                "audit_passphrase_file",
             ),
         };
         if let Ok(p) = std::env::var(env) {
