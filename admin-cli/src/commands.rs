@@ -305,6 +305,9 @@ pub fn report_rotation(rotation: &hierarchy::Rotation, days: i64) {
         hierarchy::Rotation::Kept { authority } => {
             outln!("{authority}: responder certificate valid beyond {days} days, kept")
         }
+        hierarchy::Rotation::Offline { authority } => {
+            outln!("{authority}: key kept offline, its responder certificate is renewed in a key ceremony")
+        }
         hierarchy::Rotation::Rotated { authority, created } => outln!(
             "{}: new responder certificate {} until {}",
             authority,

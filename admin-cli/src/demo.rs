@@ -45,7 +45,7 @@ pub fn ensure_passphrases(config: &mut Config) -> anyhow::Result<()> {
         if !path.exists() {
             std::fs::create_dir_all(&config.data_dir)?;
             let passphrase = pki_keys::random_hex(18)?;
-            std::fs::write(&path, format!("{passphrase}\n"))?;
+            write_private(&path, &format!("{passphrase}\n"))?;
             eprintln!(
                 "demo: no {what} configured; generated one in {} (demo only)",
                 path.display()
@@ -58,6 +58,18 @@ pub fn ensure_passphrases(config: &mut Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes a new secret file readable by its owner only (0600), whatever the umask.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text.as_bytes())
 }
 
 /// What [`setup`] made, for the hints that follow it.
@@ -114,7 +126,8 @@ pub fn setup(
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)?;
     let today = clock.now().date_naive();
-    let mut ca = Ca::open(config, clock, actor).context("opening the demo CA")?;
+    // The demo is `pki-admin migrate` followed by `pki-admin init` and the rest.
+    let mut ca = Ca::create(config, clock, actor).context("creating the demo CA")?;
     outln!(
         "== eID CA demo on {} ({})",
         ca.db.backend(),

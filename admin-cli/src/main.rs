@@ -7,9 +7,11 @@
 //!
 //! | module | job |
 //! | --- | --- |
-//! | `main.rs` | the argument tree, configuration and CA context (`Ca::open`, or `Ca::open_existing` for commands that only read), dispatch, error printing |
+//! | `main.rs` | the argument tree, configuration and CA context (`Ca::open`: the schema must exist and be the one this program knows), dispatch, error printing |
 //! | `commands` | argument types and handlers of `init`, `ca`, `ocsp`, `registry`, `card`, `issue`, `issue-batch`, `revoke`, `suspend`, `resume`, `cert`, `audit` |
 //! | `lifecycle` | `activate`, `renew`, `registry event` / `registry events`, `sla` |
+//! | `database` | `migrate` (the only command that changes the schema) and `db roles` / `db status` |
+//! | `ceremony` | `ceremony FILE [--dry-run]`: a key ceremony (offline root, issuing CAs, responders) with its transcript |
 //! | `crl` | `crl show` / `crl fetch`: the current CRLs read back and checked (through `crl_publisher::fetch`) |
 //! | `reminders` | `reminders list` / `reminders postal`: the outbox `pki-scheduler` fills |
 //! | `demo` | `demo`: demo CA, sample registry and cards, a bureau batch, activation |
@@ -19,8 +21,10 @@
 
 #[macro_use]
 mod stdout;
+mod ceremony;
 mod commands;
 mod crl;
+mod database;
 mod demo;
 mod keys;
 mod lifecycle;
@@ -55,6 +59,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create the database if needed and bring its schema up to date (the only command that changes the schema).
+    Migrate,
+    /// The database: the components' PostgreSQL roles, the schema version.
+    Db {
+        #[command(subcommand)]
+        command: database::DbCommand,
+    },
+    /// A key ceremony from its declarative file: the offline root, issuing CAs, responders, with a transcript.
+    Ceremony(ceremony::CeremonyArgs),
     /// Create the hierarchy: root CA, issuing CAs and their OCSP responder certificates.
     Init,
     /// The certificate authorities.
@@ -142,15 +155,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Run(args) = &cli.command {
         return run::run(config, cli.config.as_deref(), clock, &actor, args);
     }
-    let url = pki_store::storage::redact(&config.database_url());
-    let open = if only_reads(&cli.command) {
-        ca_core::Ca::open_existing
-    } else {
-        ca_core::Ca::open
+    let command = match cli.command {
+        Command::Migrate => return database::migrate(&config).map(|()| ExitCode::SUCCESS),
+        Command::Db { command } => {
+            return database::run(&config, command).map(|()| ExitCode::SUCCESS)
+        }
+        other => other,
     };
-    let mut ca = open(config, clock, &actor).with_context(|| format!("opening the CA at {url}"))?;
-    match cli.command {
+    let url = pki_store::storage::redact(&config.database_url());
+    let mut ca = ca_core::Ca::open(config, clock, &actor)
+        .with_context(|| format!("opening the CA at {url}"))?;
+    match command {
         Command::Init => commands::init(&mut ca),
+        Command::Ceremony(args) => ceremony::run(&mut ca, args),
         Command::Ca { command } => commands::ca(&mut ca, command),
         Command::Ocsp { command } => commands::ocsp(&mut ca, command),
         Command::Crl { command } => crl::run(&mut ca, command),
@@ -168,31 +185,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sla(args) => lifecycle::sla_report(&mut ca, args),
         Command::Audit { command } => commands::audit(&mut ca, command),
         Command::Reminders { command } => reminders::run(&mut ca, command),
-        Command::Demo(_) | Command::Run(_) | Command::Worker(_) => unreachable!("handled above"),
+        Command::Demo(_)
+        | Command::Run(_)
+        | Command::Worker(_)
+        | Command::Migrate
+        | Command::Db { .. } => unreachable!("handled above"),
     }
-}
-
-/// Commands that only read: they never create a database.
-fn only_reads(command: &Command) -> bool {
-    use commands::{CardCommand, RegistryCommand};
-    matches!(
-        command,
-        Command::Ca { .. }
-            | Command::Crl { .. }
-            | Command::Registry {
-                command: RegistryCommand::Show { .. }
-            }
-            | Command::Card {
-                command: CardCommand::Show { .. }
-            }
-            | Command::Sla(_)
-            | Command::Cert { .. }
-            | Command::Reminders { .. }
-            | Command::Audit { .. }
-            | Command::Key {
-                command: keys::KeyCommand::List { .. }
-            }
-    )
 }
 
 /// The error and its causes on one line, leaving out a cause whose text
@@ -213,6 +211,8 @@ fn error_chain(e: &anyhow::Error) -> String {
 }
 
 fn main() -> ExitCode {
+    // Keys, passphrase files, the SQLite database, CRLs: the owner's alone.
+    pki_store::files::restrict_umask();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -147,7 +147,7 @@ fn populate(dir: &Path, database_url: &str, n: usize) -> anyhow::Result<(PathBuf
         ),
     )?;
     let config = Config::load(&config_path)?;
-    let mut ca = Ca::open(config, Arc::new(SystemClock), "bench")?;
+    let mut ca = Ca::create(config, Arc::new(SystemClock), "bench")?;
     hierarchy::init(&mut ca)?;
     let today = Utc::now().date_naive();
     let reg = dir.join("registry.jsonl");

@@ -80,7 +80,7 @@ fn bench_backend(
         database_url: Some(database_url),
         ..Config::default()
     };
-    let mut ca = Ca::open(config, Arc::new(SystemClock), "bench")?;
+    let mut ca = Ca::create(config, Arc::new(SystemClock), "bench")?;
     hierarchy::init(&mut ca)?;
     let today = chrono::Utc::now().date_naive();
     let reg = dir.path().join("registry.jsonl");

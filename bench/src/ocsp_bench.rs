@@ -113,7 +113,7 @@ fn setup(
         "# ocsp-bench population (SQLite)\ndata_dir = \"data\"\n[urls]\nocsp = \"http://127.0.0.1:18080\"\n",
     )?;
     let config = Config::load(&config_path)?;
-    let mut ca = Ca::open(config, Arc::new(SystemClock), "ocsp-bench")?;
+    let mut ca = Ca::create(config, Arc::new(SystemClock), "ocsp-bench")?;
     let total = Instant::now();
     ca_core::hierarchy::init(&mut ca)?;
 

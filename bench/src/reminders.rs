@@ -237,7 +237,7 @@ fn bench(
         ..Config::default()
     };
     let clock = FixedClock::new(now.and_utc());
-    let mut ca = Ca::open(config, Arc::new(clock.clone()), "bench")?;
+    let mut ca = Ca::create(config, Arc::new(clock.clone()), "bench")?;
     hierarchy::init(&mut ca).context("creating the CA hierarchy")?;
     let t = Instant::now();
     populate(&mut ca, holders, now)?;

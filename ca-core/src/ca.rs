@@ -44,10 +44,10 @@ impl Ca {
         Self::on(Context::open(config, clock, actor)?)
     }
 
-    /// The same for a command that only reads: a database that does not
-    /// exist is an error, never created.
-    pub fn open_existing(config: Config, clock: Arc<dyn Clock>, actor: &str) -> Result<Self> {
-        Self::on(Context::open_existing(config, clock, actor)?)
+    /// The CA on a database created or migrated first (`Context::create`):
+    /// the demo's first run, tests and benchmarks.
+    pub fn create(config: Config, clock: Arc<dyn Clock>, actor: &str) -> Result<Self> {
+        Self::on(Context::create(config, clock, actor)?)
     }
 
     /// The CA on an opened context: its policy loaded, its key stores set

@@ -13,7 +13,7 @@ use crate::policy::{AuthorityDef, Profile, ValidityRule};
 use chrono::{DateTime, SubsecRound, Utc};
 use der::{Decode, Encode};
 use diesel::prelude::*;
-use pki_keys::{SignatureAlgorithm, Signer};
+use pki_keys::{KeyStore, SignatureAlgorithm, Signer};
 use pki_store::domain::AuditAction;
 use pki_store::domain::{CardKind, CertStatus};
 use pki_store::error::{CaError, Result};
@@ -48,18 +48,46 @@ impl Created {
     }
 }
 
-struct NewCa {
-    def_name: String,
-    profile: String,
-    parent: Option<String>,
-    key_ref: String,
-    signer: Arc<dyn Signer>,
-    subject: Name,
-    subject_der: Vec<u8>,
-    key_id: Vec<u8>,
-    not_after: DateTime<Utc>,
-    card_kind: Option<CardKind>,
-    cert: CertificateRow,
+/// A CA made in memory (key, certificate), not yet stored.
+pub(crate) struct NewCa {
+    pub(crate) def_name: String,
+    pub(crate) profile: String,
+    pub(crate) parent: Option<String>,
+    pub(crate) key_ref: String,
+    pub(crate) signer: Arc<dyn Signer>,
+    pub(crate) subject: Name,
+    pub(crate) subject_der: Vec<u8>,
+    pub(crate) key_id: Vec<u8>,
+    pub(crate) not_after: DateTime<Utc>,
+    pub(crate) card_kind: Option<CardKind>,
+    pub(crate) cert: CertificateRow,
+}
+
+impl NewCa {
+    /// The row stored for it (`key_ref` as given: the ceremony marks an
+    /// offline key).
+    pub(crate) fn row(&self, key_ref: String, now: DateTime<Utc>) -> AuthorityRow {
+        AuthorityRow {
+            name: self.def_name.clone(),
+            profile: self.profile.clone(),
+            parent: self.parent.clone(),
+            key_ref,
+            key_algorithm: key_algorithm_name(self.signer.algorithm()).to_string(),
+            certificate_serial: self.cert.serial.clone(),
+            subject_der: self.subject_der.clone(),
+            key_id: self.key_id.clone(),
+            not_after: db_time(self.not_after),
+            card_kind: self.card_kind,
+            created_at: db_time(now),
+        }
+    }
+
+    /// The audit details of its creation.
+    pub(crate) fn audit_details(&self) -> serde_json::Value {
+        serde_json::json!({"profile": self.profile, "serial": self.cert.serial, "subject": self.cert.subject,
+                           "not_after": self.not_after.to_rfc3339(), "key_ref": self.key_ref,
+                           "certificate_sha256": pki_x509::sha256_hex(&self.cert.der)})
+    }
 }
 
 fn key_file_name(base: &str) -> Result<String> {
@@ -102,15 +130,18 @@ fn der_of(n: &Name) -> Result<Vec<u8>> {
         .map_err(|e| CaError::from(crate::x509::builder::BuildError::from(e)))
 }
 
-fn create_ca(
+/// Makes a CA's key in `keys` and its certificate, signed by `parent`
+/// (self-signed without one).
+pub(crate) fn create_ca(
     ca: &Ca,
+    keys: &KeyStore,
     def: &AuthorityDef,
-    parent: Option<&NewCa>,
+    parent: Option<&Issuer<'_>>,
     now: DateTime<Utc>,
 ) -> Result<NewCa> {
     let profile = ca.policy.profile(&def.profile)?;
     let alg = signature_algorithm(profile)?;
-    let (key_ref, signer) = ca.keys.generate(&key_file_name(&def.name)?, alg)?;
+    let (key_ref, signer) = keys.generate(&key_file_name(&def.name)?, alg)?;
     let subject = name::authority(
         &ca.config.country,
         &ca.config.organization,
@@ -123,7 +154,7 @@ fn create_ca(
     let subject_der = der_of(&subject)?;
     let public_key = spki_of(signer.as_ref())?;
     let key_id = ext::key_identifier(public_key.subject_public_key.raw_bytes());
-    let not_after = validity_end(profile, now, parent.map(|p| p.not_after));
+    let not_after = validity_end(profile, now, parent.and_then(|p| p.not_after));
     let request = MintRequest {
         profile,
         subject: subject.clone(),
@@ -136,7 +167,7 @@ fn create_ca(
         linked_serial: None,
     };
     let cert = match parent {
-        Some(p) => mint(&ca.config, request, &issuer_of(p), now)?,
+        Some(p) => mint(&ca.config, request, p, now)?,
         None => {
             let own = Issuer {
                 subject: &subject,
@@ -164,7 +195,7 @@ fn create_ca(
     })
 }
 
-fn issuer_of(ca: &NewCa) -> Issuer<'_> {
+pub(crate) fn issuer_of(ca: &NewCa) -> Issuer<'_> {
     Issuer {
         subject: &ca.subject,
         subject_der: &ca.subject_der,
@@ -242,10 +273,10 @@ pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
         .cloned()
         .collect::<Vec<_>>();
     let root_def = &defs[0];
-    let root = create_ca(ca, root_def, None, now)?;
+    let root = create_ca(ca, &ca.keys, root_def, None, now)?;
     let mut cas = vec![];
     for def in &defs[1..] {
-        cas.push(create_ca(ca, def, Some(&root), now)?);
+        cas.push(create_ca(ca, &ca.keys, def, Some(&issuer_of(&root)), now)?);
     }
     cas.insert(0, root);
     let mut responders = Vec::new();
@@ -274,22 +305,7 @@ pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
             let names: Vec<String> = raced.into_iter().map(|a| a.name).collect();
             return Err(CaError::AlreadyInitialised(names.join(", ")));
         }
-        let rows: Vec<AuthorityRow> = cas
-            .iter()
-            .map(|c| AuthorityRow {
-                name: c.def_name.clone(),
-                profile: c.profile.clone(),
-                parent: c.parent.clone(),
-                key_ref: c.key_ref.clone(),
-                key_algorithm: key_algorithm_name(c.signer.algorithm()).to_string(),
-                certificate_serial: c.cert.serial.clone(),
-                subject_der: c.subject_der.clone(),
-                key_id: c.key_id.clone(),
-                not_after: db_time(c.not_after),
-                card_kind: c.card_kind,
-                created_at: db_time(now),
-            })
-            .collect();
+        let rows: Vec<AuthorityRow> = cas.iter().map(|c| c.row(c.key_ref.clone(), now)).collect();
         for row in &rows {
             with_conn!(tx.db, c => diesel::insert_into(authorities::table).values(row).execute(c))?;
         }
@@ -300,13 +316,7 @@ pub fn init(ca: &mut Ca) -> Result<Vec<Created>> {
             with_conn!(tx.db, c => diesel::insert_into(ocsp_responders::table).values(row).execute(c))?;
         }
         for c in &cas {
-            tx.audit(
-                AuditAction::CaCreate,
-                &c.def_name,
-                serde_json::json!({"profile": c.profile, "serial": c.cert.serial, "subject": c.cert.subject,
-                                   "not_after": c.not_after.to_rfc3339(), "key_ref": c.key_ref,
-                                   "certificate_sha256": pki_x509::sha256_hex(&c.cert.der)}),
-            );
+            tx.audit(AuditAction::CaCreate, &c.def_name, c.audit_details());
         }
         for (cert, row) in &responders {
             tx.audit(
@@ -357,6 +367,11 @@ pub enum Rotation {
     Kept {
         authority: String,
     },
+    /// The authority's key is kept offline (the ceremony's root): its
+    /// responder certificate is renewed in a key ceremony, never here.
+    Offline {
+        authority: String,
+    },
     Rotated {
         authority: String,
         created: Created,
@@ -373,16 +388,18 @@ pub fn rotate_responders(
     only: Option<&str>,
     within: Option<chrono::Duration>,
 ) -> Result<Vec<Rotation>> {
-    let names: Vec<String> = match only {
-        Some(name) => vec![pki_store::authorities::find(&mut ca.db, name)?.name],
-        None => pki_store::authorities::list(&mut ca.db)?
-            .into_iter()
-            .map(|a| a.name)
-            .collect(),
+    let rows = match only {
+        Some(name) => vec![pki_store::authorities::find(&mut ca.db, name)?],
+        None => pki_store::authorities::list(&mut ca.db)?,
     };
     let now = ca.clock.now();
     let mut out = Vec::new();
-    for name in names {
+    for row in rows {
+        let name = row.name.clone();
+        if only.is_none() && pki_store::authorities::is_offline(&row) {
+            out.push(Rotation::Offline { authority: name });
+            continue;
+        }
         if let Some(within) = within {
             if !pki_store::authorities::responder_needs_rotation(&mut ca.db, &name, now, within)? {
                 out.push(Rotation::Kept { authority: name });

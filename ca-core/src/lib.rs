@@ -16,6 +16,7 @@
 //! | [`ca`] | [`Ca`], the CA context: the store's context, the policy and both key stores |
 //! | [`policy`] | the profiles of `policies/profiles.toml`, loaded and resolved |
 //! | [`x509`] | the TBS builder and the pre-issuance linter, profile-driven |
+//! | [`ceremony`] | key ceremonies from a declarative file: the offline root, issuing CAs, responders; plan, transcript |
 //! | [`hierarchy`] | `init`: root, issuing CAs, responder certificates; responder rotation |
 //! | [`issuer`] | the issuing side of a certificate ([`issuer::Issuer`]), named once |
 //! | [`mint`] | the signing door: build, lint, sign every certificate ([`mint::mint`]) |
@@ -25,6 +26,7 @@
 
 pub mod batch;
 pub mod ca;
+pub mod ceremony;
 pub mod hierarchy;
 pub mod issuance;
 pub mod issuer;

@@ -305,6 +305,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // Keys, passphrase files, the SQLite database, CRLs: the owner's alone.
+    pki_store::files::restrict_umask();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

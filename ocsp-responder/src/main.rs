@@ -90,6 +90,8 @@ fn run(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Keys, passphrase files, the SQLite database, CRLs: the owner's alone.
+    pki_store::files::restrict_umask();
     let settings = Settings::parse();
     match run(settings) {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,11 +25,17 @@ impl Fixture {
         };
         std::fs::write(dir.path().join("ca-pass"), "unit-test CA passphrase\n").unwrap();
         std::fs::write(dir.path().join("ocsp-pass"), "unit-test OCSP passphrase\n").unwrap();
+        for file in ["ca-pass", "ocsp-pass"] {
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(dir.path().join(file), private).unwrap();
+        }
         config.keys.passphrase_env = "OCSP_UNIT_TEST_UNSET_CA".into();
         config.keys.ocsp_passphrase_env = "OCSP_UNIT_TEST_UNSET_OCSP".into();
         config.keys.passphrase_file = Some(dir.path().join("ca-pass"));
         config.keys.ocsp_passphrase_file = Some(dir.path().join("ocsp-pass"));
-        let mut ca = Ca::open(config.clone(), Arc::new(SystemClock), "unit-test").expect("open CA");
+        let mut ca =
+            Ca::create(config.clone(), Arc::new(SystemClock), "unit-test").expect("create CA");
         ca_core::hierarchy::init(&mut ca).expect("init");
         let keys = KeyStore::new(&config, KeyPurpose::OcspResponder);
         let now = chrono::Utc::now().timestamp();

@@ -64,12 +64,34 @@ pub fn load_row(db: &mut Db, name: &str) -> Result<UnopenedAuthority> {
 }
 
 impl UnopenedAuthority {
-    /// Opens the key: the authority can sign.
+    pub fn row(&self) -> &AuthorityRow {
+        &self.row
+    }
+
+    /// Opens the key: the authority can sign. A key kept offline (the
+    /// ceremony's root) is refused: see [`UnopenedAuthority::open_offline`].
     pub fn open(self, keys: &KeyStore) -> Result<Authority> {
-        let signer = keys.open(
-            &self.row.key_ref,
-            signature_algorithm_of(&self.row.key_algorithm)?,
-        )?;
+        if pki_store::authorities::is_offline(&self.row) {
+            return Err(CaError::OfflineKey(self.row.name.clone()));
+        }
+        let key_ref = self.row.key_ref.clone();
+        self.open_ref(keys, &key_ref)
+    }
+
+    /// Opens a key kept offline, from the store of the ceremony that holds
+    /// it (`pki-admin ceremony` only).
+    pub fn open_offline(self, keys: &KeyStore) -> Result<Authority> {
+        let key_ref = self
+            .row
+            .key_ref
+            .strip_prefix(pki_store::authorities::OFFLINE_PREFIX)
+            .unwrap_or(&self.row.key_ref)
+            .to_string();
+        self.open_ref(keys, &key_ref)
+    }
+
+    fn open_ref(self, keys: &KeyStore, key_ref: &str) -> Result<Authority> {
+        let signer = keys.open(key_ref, signature_algorithm_of(&self.row.key_algorithm)?)?;
         Ok(Authority {
             not_after: self.row.not_after.and_utc(),
             row: self.row,

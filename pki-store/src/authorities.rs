@@ -8,6 +8,16 @@ use crate::storage::Db;
 use crate::with_conn;
 use diesel::prelude::*;
 
+/// The prefix of the key reference of a CA whose key is kept offline (the
+/// root made in a key ceremony): online processes never open it.
+pub const OFFLINE_PREFIX: &str = "offline:";
+
+/// Whether a CA's key is kept offline: the one rule every online process
+/// asks before signing with a CA (the ARL, the root's responder rotation).
+pub fn is_offline(row: &AuthorityRow) -> bool {
+    row.key_ref.starts_with(OFFLINE_PREFIX)
+}
+
 /// All authorities, the root first.
 pub fn list(db: &mut Db) -> Result<Vec<AuthorityRow>> {
     let mut rows: Vec<AuthorityRow> =

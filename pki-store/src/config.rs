@@ -31,6 +31,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    SecretFile(#[from] crate::files::FileError),
 }
 
 /// The whole configuration, as read from `pki.toml`.
@@ -224,6 +226,9 @@ pub struct Keys {
     pub audit_dir: Option<PathBuf>,
 }
 
+/// The environment variable that overrides `database_url` ([`Config::resolve`]).
+pub const DATABASE_URL_ENV: &str = "PKI_DATABASE_URL";
+
 /// Which family of keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyPurpose {
@@ -332,12 +337,23 @@ impl Config {
 
     /// The configuration every binary uses: the file given (`--config` or
     /// `PKI_CONFIG`), else `./pki.toml` when present, else the defaults.
+    ///
+    /// `PKI_DATABASE_URL`, when set, replaces `database_url`: one
+    /// configuration file serves every component, and each service's unit
+    /// names the database role it connects as (its password, if any, comes
+    /// from libpq's own `~/.pgpass` of the service user, never from here).
     pub fn resolve(path: Option<&Path>) -> Result<Self, ConfigError> {
-        match path {
-            Some(p) => Self::load(p),
-            None if Path::new("pki.toml").exists() => Self::load(Path::new("pki.toml")),
-            None => Ok(Self::default()),
+        let mut config = match path {
+            Some(p) => Self::load(p)?,
+            None if Path::new("pki.toml").exists() => Self::load(Path::new("pki.toml"))?,
+            None => Self::default(),
+        };
+        if let Ok(url) = std::env::var(DATABASE_URL_ENV) {
+            if !url.is_empty() {
+                config.database_url = Some(url);
+            }
         }
+        Ok(config)
     }
 
     /// Checks values that serde cannot.
@@ -444,6 +460,7 @@ impl Config {
             }
         }
         if let Some(path) = file {
+            crate::files::check_private(path, "passphrase file")?;
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::PassphraseFile {
                     path: path.clone(),

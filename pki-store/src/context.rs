@@ -18,17 +18,19 @@ pub struct Context {
 }
 
 impl Context {
-    /// Opens (and migrates) the database, creating it when it does not
-    /// exist yet.
+    /// Opens the existing database, whose schema must be the one this
+    /// program knows; never creates or migrates anything (every service and
+    /// every `pki-admin` command but `migrate`).
     pub fn open(config: Config, clock: Arc<dyn Clock>, actor: &str) -> Result<Self> {
         let db = Db::connect(&config.database_url())?;
         Ok(Self::with_db(config, clock, actor, db))
     }
 
-    /// The same for a command that only reads: a database that does not
-    /// exist is an error, never created.
-    pub fn open_existing(config: Config, clock: Arc<dyn Clock>, actor: &str) -> Result<Self> {
-        let db = Db::connect_existing(&config.database_url())?;
+    /// Creates the database if needed and brings its schema up to date, then
+    /// opens it: `pki-admin migrate`, the demo's first run, tests and
+    /// benchmarks. No service calls it.
+    pub fn create(config: Config, clock: Arc<dyn Clock>, actor: &str) -> Result<Self> {
+        let (db, _applied) = Db::migrate(&config.database_url())?;
         Ok(Self::with_db(config, clock, actor, db))
     }
 

@@ -244,6 +244,7 @@ vocabulary!(
         BatchFinish => "batch.finish",
         CaCreate => "ca.create",
         CardRegister => "card.register",
+        Ceremony => "ceremony",
         CertificateIssue => "certificate.issue",
         CertificateActivate => "certificate.activate",
         CertificateRevoke => "certificate.revoke",

@@ -48,6 +48,12 @@ pub enum CaError {
     AlreadyInitialised(String),
     #[error("the CA hierarchy is not initialised: run `pki-admin init` first")]
     NotInitialised,
+    #[error(
+        "the key of {0} is kept offline: only a key ceremony (`pki-admin ceremony`) signs with it"
+    )]
+    OfflineKey(String),
+    #[error("ceremony: {0}")]
+    Ceremony(String),
     #[error("unknown identity {0:?} in the registry")]
     UnknownIdentity(String),
     #[error("unknown card {0:?}")]

@@ -22,8 +22,9 @@
 //! | [`input`] | CSV and JSON Lines records of operators' files, with line numbers |
 //! | [`logging`] | the services' one log set-up: stderr lines, own records at the chosen level |
 //! | [`context`] | [`Context`]: configuration, clock, database, actor |
-//! | [`storage`] | diesel on SQLite or PostgreSQL, migrations, [`storage::Db::write`] (the write door), `with_conn!` |
+//! | [`storage`] | diesel on SQLite or PostgreSQL, migrations (applied by `pki-admin migrate` only; every other process checks the schema version), the components' PostgreSQL roles, [`storage::Db::write`] (the write door), `with_conn!` |
 //! | [`audit`] | the hash chain: records appended in each write transaction, [`audit::verify`] |
+//! | [`files`] | the umask of every binary, private key directories, secret files refused when open to others |
 //! | [`feed`] | the change feed: audit records as typed events for the status services |
 //! | [`certificates`] | the certificate store: find, list, insert |
 //! | [`lookup`] | identities and cards by key, one error for "unknown" |
@@ -40,6 +41,7 @@ pub mod context;
 pub mod domain;
 pub mod error;
 pub mod feed;
+pub mod files;
 pub mod input;
 pub mod logging;
 pub mod lookup;

@@ -2,7 +2,7 @@
 //! earlier migrations, filled with the SQL the previous code wrote
 //! (revocation requests whose `detail` column held an invalidity date, a
 //! suspension cause or an identity status; a certificate revoked for
-//! keyCompromise), then migrated by `Db::connect`, and every row is read
+//! keyCompromise), refused by `Db::connect` (older schema), then migrated by `Db::migrate`, and every row is read
 //! back through the typed models. On SQLite always, and on PostgreSQL when
 //! `PKI_TEST_POSTGRES_URL` is set (always in CI).
 
@@ -60,6 +60,18 @@ INSERT INTO certificates (serial, issuer, profile, kind, usage, card_number, hol
 
 fn t(s: &str) -> NaiveDateTime {
     s.parse().unwrap()
+}
+
+/// Only `pki-admin migrate` (`Db::migrate`) changes the schema: opening a
+/// database that lacks a migration is refused, naming the missing one.
+fn refuses_the_older_schema(url: &str) {
+    let Err(e) = Db::connect(url) else {
+        panic!("a schema without the fourth migration was opened");
+    };
+    assert!(
+        matches!(e, pki_store::storage::StorageError::SchemaOlder { ref missing, .. } if missing.contains("000004")),
+        "{e}"
+    );
 }
 
 fn check_migrated(db: &mut Db) {
@@ -155,7 +167,10 @@ fn sqlite_requests_keep_their_data() {
         let rows = PREVIOUS_ROWS.replace("@BLOB@", "X'00'");
         c.batch_execute(&format!("BEGIN; {rows} COMMIT;")).unwrap();
     }
-    let mut db = Db::connect(&format!("sqlite://{}", path.display())).unwrap();
+    let url = format!("sqlite://{}", path.display());
+    refuses_the_older_schema(&url);
+    let (mut db, applied) = Db::migrate(&url).unwrap();
+    assert_eq!(applied.len(), 1, "only the fourth migration is pending");
     check_migrated(&mut db);
 }
 
@@ -179,7 +194,9 @@ fn postgres_requests_keep_their_data() {
         let rows = PREVIOUS_ROWS.replace("@BLOB@", "decode('00', 'hex')");
         c.batch_execute(&format!("BEGIN; {rows} COMMIT;")).unwrap();
     }
-    let mut db = Db::connect(&url).unwrap();
+    refuses_the_older_schema(&url);
+    let (mut db, applied) = Db::migrate(&url).unwrap();
+    assert_eq!(applied.len(), 1, "only the fourth migration is pending");
     check_migrated(&mut db);
     drop(db);
     pg_drop_schema(&base, &schema).unwrap();

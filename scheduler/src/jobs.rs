@@ -626,12 +626,32 @@ mod tests {
     }
 
     #[test]
+    fn jobs_refuse_a_database_without_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let runner = Runner::new(config.clone(), Arc::new(pki_store::clock::SystemClock));
+        let r = runner.run(Job::Expiry);
+        assert!(!r.ok(), "{r:?}");
+        let message = format!("{r:?}");
+        assert!(message.contains("pki-admin migrate"), "{message}");
+        assert!(
+            !std::path::Path::new(config.database_url().trim_start_matches("sqlite://")).exists(),
+            "the scheduler created a database"
+        );
+    }
+
+    #[test]
     fn jobs_run_on_a_fresh_database() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
+        // The scheduler never creates the schema: `pki-admin migrate` did.
+        Db::migrate(&config.database_url()).unwrap();
         let runner = Runner::new(config, Arc::new(pki_store::clock::SystemClock));
         for job in Job::ALL {
             let r = runner.run(job);

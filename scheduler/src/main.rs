@@ -238,6 +238,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .listen
         .clone()
         .unwrap_or_else(|| config.scheduler.listen.clone());
+    // The scheduler never creates or migrates the schema: it refuses to
+    // start on a database that `pki-admin migrate` has not brought to the
+    // version it knows.
+    pki_store::storage::Db::connect(&config.database_url()).with_context(|| {
+        format!(
+            "checking the database at {}",
+            pki_store::storage::redact(&config.database_url())
+        )
+    })?;
     let runner = Arc::new(Runner::new(config, clock));
     match cli.command {
         Some(Command::RunOnce { job }) => Ok(run_once(&runner, job)),
@@ -254,6 +263,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // Keys, passphrase files, the SQLite database, CRLs: the owner's alone.
+    pki_store::files::restrict_umask();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

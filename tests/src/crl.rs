@@ -41,6 +41,7 @@ impl TestEnv {
         }
         cmd.current_dir(self.dir())
             .env("PKI_CONFIG", self.config_path())
+            .env("PKI_DATABASE_URL", self.role_url("crl_signer"))
             .env("PKI_CA_PASSPHRASE", PASSPHRASE)
             .arg("--out-dir")
             .arg(self.crl_dir())

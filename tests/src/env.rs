@@ -203,11 +203,29 @@ pub struct Snapshot {
 }
 
 /// One test's CA: temporary directory, pki.toml, database.
+///
+/// The database is created by `pki-admin migrate` (the only command that
+/// changes the schema). On PostgreSQL the test's own component roles are
+/// made by `pki-admin db roles --apply` (prefix `<schema>_`): `pki-admin`
+/// runs as `<prefix>admin` (the URL in pki.toml) and each service under its
+/// own role ([`TestEnv::role_url`], passed as `PKI_DATABASE_URL`).
 pub struct TestEnv {
     pub backend: Backend,
     dir: Option<tempfile::TempDir>,
+    /// The schema owner's URL (migrations, tampering with `psql`).
     pub database_url: String,
     pub pg_schema: Option<String>,
+}
+
+/// `url` connecting as `user` instead of its own user.
+pub fn with_user(url: &str, user: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        (Some(scheme), _) => format!("{}{user}@{}", &url[..scheme + 3], &url[scheme + 3..]),
+        _ => url.to_string(),
+    }
 }
 
 fn toml_string(s: &str) -> String {
@@ -249,12 +267,55 @@ impl TestEnv {
             toml_string(&database_url)
         );
         fs::write(dir.path().join("pki.toml"), config).expect("write pki.toml");
-        Some(TestEnv {
+        let env = TestEnv {
             backend,
             dir: Some(dir),
             database_url,
             pg_schema,
-        })
+        };
+        env.as_owner(&["migrate"]);
+        if env.pg_schema.is_some() {
+            let prefix = env.role_prefix();
+            env.as_owner(&["db", "roles", "--apply", "--prefix", &prefix]);
+            let config = format!(
+                "# written by the e2e tests\ndata_dir = {}\ndatabase_url = {}\n",
+                toml_string(&data_dir.to_string_lossy()),
+                toml_string(&env.role_url("admin"))
+            );
+            fs::write(env.config_path(), config).expect("write pki.toml");
+        }
+        Some(env)
+    }
+
+    /// `pki-admin ARGS` as the schema owner (must succeed).
+    #[track_caller]
+    pub fn as_owner(&self, args: &[&str]) -> String {
+        let out = self.run_with(args, |cmd| {
+            cmd.env("PKI_DATABASE_URL", &self.database_url);
+        });
+        assert!(
+            out.status.success(),
+            "{}",
+            describe(&format!("pki-admin {}", args.join(" ")), &out)
+        );
+        stdout_str(&out)
+    }
+
+    /// The prefix of this test's PostgreSQL roles.
+    pub fn role_prefix(&self) -> String {
+        format!("{}_", self.pg_schema.as_deref().unwrap_or("pki"))
+    }
+
+    /// The database URL of a component (`admin`, `ocsp`, `crl_signer`,
+    /// `scheduler`, `auditor`): its own role on PostgreSQL, the file on SQLite.
+    pub fn role_url(&self, component: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => self.database_url.clone(),
+            Backend::Postgres => with_user(
+                &self.database_url,
+                &format!("{}{component}", self.role_prefix()),
+            ),
+        }
     }
 
     /// The temporary directory of this test.
@@ -618,9 +679,16 @@ impl TestEnv {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         if let Some(schema) = &self.pg_schema {
+            let roles: Vec<String> = ["admin", "ocsp", "crl_signer", "scheduler", "auditor"]
+                .iter()
+                .map(|r| format!("{schema}_{r}"))
+                .collect();
             let _ = psql(
                 &postgres_base_url(),
-                &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+                &format!(
+                    "DROP SCHEMA IF EXISTS {schema} CASCADE; DROP OWNED BY {list}; DROP ROLE IF EXISTS {list}",
+                    list = roles.join(", ")
+                ),
             );
         }
         if std::thread::panicking() {

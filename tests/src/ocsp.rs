@@ -164,6 +164,7 @@ impl TestEnv {
         }
         cmd.current_dir(self.dir())
             .env("PKI_CONFIG", self.config_path())
+            .env("PKI_DATABASE_URL", self.role_url("ocsp"))
             // The responder key passphrase only: never the CA's.
             .env("PKI_OCSP_PASSPHRASE", OCSP_PASSPHRASE)
             .args(["--listen", "127.0.0.1:0", "--log-level", "debug"])

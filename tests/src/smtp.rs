@@ -169,6 +169,7 @@ impl TestEnv {
             .arg("--config")
             .arg(self.config_path())
             .args(["run-once", job])
+            .env("PKI_DATABASE_URL", self.role_url("scheduler"))
             .env("PKI_FAKE_NOW", fake_now(now))
             .stdin(Stdio::null());
         cmd

@@ -301,11 +301,24 @@ fn ca_list_without_a_ca_creates_nothing(env: &TestEnv) {
             out
         }
         Backend::Postgres => {
-            let out = env.run(&["ca", "list"]);
-            let tables = env.sql(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+            // A schema that `pki-admin migrate` never touched.
+            let base = postgres_base_url();
+            let schema = format!("{}_empty", env.pg_schema.as_deref().expect("schema"));
+            let created = psql(&base, &format!("CREATE SCHEMA {schema}"));
+            assert!(created.status.success(), "{}", describe("psql", &created));
+            let url = postgres_schema_url(&base, &schema);
+            let out = env.run_with(&["ca", "list"], |cmd| {
+                cmd.env("PKI_DATABASE_URL", &url);
+            });
+            let tables = psql(
+                &base,
+                &format!(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}'"
+                ),
             );
-            assert_eq!(tables[0][0], "0", "ca list created tables");
+            let dropped = psql(&base, &format!("DROP SCHEMA {schema} CASCADE"));
+            assert!(dropped.status.success(), "{}", describe("psql", &dropped));
+            assert_eq!(stdout_str(&tables).trim(), "0", "ca list created tables");
             out
         }
     };

@@ -35,6 +35,7 @@ fn scheduler_command(env: &TestEnv, config: &Path, args: &[&str]) -> Command {
     }
     cmd.current_dir(env.dir())
         .env("PKI_CONFIG", config)
+        .env("PKI_DATABASE_URL", env.role_url("scheduler"))
         .args(args)
         .stdin(Stdio::null());
     cmd

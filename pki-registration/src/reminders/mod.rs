@@ -167,7 +167,7 @@ pub(crate) mod test_fixture {
             ..Default::default()
         };
         let clock = pki_store::clock::FixedClock::new(start.and_utc());
-        let mut ca = Context::open(config, std::sync::Arc::new(clock.clone()), "test").unwrap();
+        let mut ca = Context::create(config, std::sync::Arc::new(clock.clone()), "test").unwrap();
         let mut ids = Vec::new();
         let mut cards = Vec::new();
         let mut certs = Vec::new();

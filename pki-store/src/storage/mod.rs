@@ -10,7 +10,9 @@
 
 pub mod chain;
 pub mod models;
+pub mod roles;
 pub mod schema;
+pub mod schema_version;
 
 use crate::domain::AuditAction;
 use chain::PendingAudit;
@@ -29,8 +31,20 @@ pub enum StorageError {
     Connect { url: String, message: String },
     #[error("database URL {0:?} is neither postgres://... nor sqlite://...")]
     BadUrl(String),
-    #[error("there is no CA database at {0}: run `pki-admin init` first (reading commands never create one)")]
+    #[error("there is no CA database at {0}: run `pki-admin migrate`, then `pki-admin init` (only `pki-admin migrate` creates or changes the schema)")]
     NoDatabase(String),
+    #[error("the database schema at {url} is older than this program: migration {missing} is missing; run `pki-admin migrate` (only it changes the schema)")]
+    SchemaOlder { url: String, missing: String },
+    #[error("the database schema at {url} is newer than this program: it has migration {version}, the newest this program knows is {newest_known}; upgrade this program")]
+    SchemaNewer {
+        url: String,
+        version: String,
+        newest_known: String,
+    },
+    #[error("{what} {value:?} must be a plain lower-case identifier (a-z, 0-9, _)")]
+    BadIdentifier { what: &'static str, value: String },
+    #[error("database roles exist on PostgreSQL only; a SQLite database is protected by its file mode (0600) and its owner")]
+    NoRoles,
     #[error("database migration failed: {0}")]
     Migration(String),
     #[error("database error: {0}")]
@@ -55,77 +69,113 @@ macro_rules! with_conn {
     };
 }
 
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+fn connect_error(url: &str, e: diesel::ConnectionError) -> StorageError {
+    StorageError::Connect {
+        url: redact(url),
+        message: e.to_string(),
+    }
+}
+
+/// Creates an empty SQLite file readable by its owner only (0600; SQLite
+/// gives its `-wal` and `-shm` files the same mode). An existing file is
+/// left as it is.
+fn create_private_file(path: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens a SQLite file with the pragmas every connection needs.
+fn open_sqlite(url: &str, path: &str) -> Result<SqliteConnection, StorageError> {
+    let mut c = SqliteConnection::establish(path).map_err(|e| connect_error(url, e))?;
+    c.batch_execute(
+        "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
+         PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )?;
+    Ok(c)
+}
+
 /// Timestamps are stored with microsecond precision on both backends.
 pub fn db_time(at: DateTime<Utc>) -> NaiveDateTime {
     at.naive_utc().trunc_subsecs(6)
 }
 
 impl Db {
-    /// Opens the database at `url` and brings its schema up to date.
+    /// Opens an existing database and checks that its schema is the one
+    /// this binary knows (`schema_version::check`); changes nothing. A
+    /// database that does not exist, or has no schema, is refused with a
+    /// message naming `pki-admin migrate`.
     pub fn connect(url: &str) -> Result<Db, StorageError> {
-        let connect_err = |e: diesel::ConnectionError| StorageError::Connect {
-            url: redact(url),
-            message: e.to_string(),
-        };
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let c = PgConnection::establish(url).map_err(connect_err)?;
-            Db::migrated_pg(c)
+        let shown = redact(url);
+        if is_postgres(url) {
+            let mut c = PgConnection::establish(url).map_err(|e| connect_error(url, e))?;
+            let applied = schema_version::applied_pg(&mut c)?;
+            schema_version::check(&shown, applied, &schema_version::known_pg())?;
+            Ok(Db::Pg(c))
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            if !std::path::Path::new(path).is_file() {
+                return Err(StorageError::NoDatabase(shown));
+            }
+            let mut c = open_sqlite(url, path)?;
+            let applied = schema_version::applied_sqlite(&mut c)?;
+            schema_version::check(&shown, applied, &schema_version::known_sqlite())?;
+            Ok(Db::Sqlite(c))
+        } else {
+            Err(StorageError::BadUrl(shown))
+        }
+    }
+
+    /// Creates the database when it does not exist (a SQLite file; a
+    /// PostgreSQL database must exist) and applies the pending migrations,
+    /// one migrator at a time. `pki-admin migrate` is the one production
+    /// caller; the demo, tests and benchmarks use it through
+    /// `Context::create`. Returns the versions it applied.
+    pub fn migrate(url: &str) -> Result<(Db, Vec<String>), StorageError> {
+        let migration_error =
+            |e: Box<dyn std::error::Error + Send + Sync>| StorageError::Migration(e.to_string());
+        if is_postgres(url) {
+            let mut c = PgConnection::establish(url).map_err(|e| connect_error(url, e))?;
+            c.batch_execute("SELECT pg_advisory_lock(7345001)")?;
+            let applied = c
+                .run_pending_migrations(PG_MIGRATIONS)
+                .map(|versions| versions.iter().map(|v| v.to_string()).collect())
+                .map_err(migration_error);
+            c.batch_execute("SELECT pg_advisory_unlock(7345001)")?;
+            Ok((Db::Pg(c), applied?))
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             if let Some(dir) = std::path::Path::new(path).parent() {
                 if !dir.as_os_str().is_empty() {
                     std::fs::create_dir_all(dir).map_err(|e| StorageError::Connect {
-                        url: url.to_string(),
+                        url: redact(url),
                         message: e.to_string(),
                     })?;
                 }
             }
-            let mut c = SqliteConnection::establish(path).map_err(connect_err)?;
-            c.batch_execute(
-                "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-            )?;
-            c.run_pending_migrations(SQLITE_MIGRATIONS)
-                .map_err(|e| StorageError::Migration(e.to_string()))?;
-            Ok(Db::Sqlite(c))
-        } else {
-            Err(StorageError::BadUrl(redact(url)))
-        }
-    }
-
-    /// Brings a PostgreSQL schema up to date (one migrator at a time).
-    fn migrated_pg(mut c: PgConnection) -> Result<Db, StorageError> {
-        c.batch_execute("SELECT pg_advisory_lock(7345001)")?;
-        let migrated = c
-            .run_pending_migrations(PG_MIGRATIONS)
-            .map(|_| ())
-            .map_err(|e| StorageError::Migration(e.to_string()));
-        c.batch_execute("SELECT pg_advisory_unlock(7345001)")?;
-        migrated?;
-        Ok(Db::Pg(c))
-    }
-
-    /// Opens the database at `url` only if it already exists (never creates
-    /// a file or a schema): for commands that only read.
-    pub fn connect_existing(url: &str) -> Result<Db, StorageError> {
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            if !std::path::Path::new(path).is_file() {
-                return Err(StorageError::NoDatabase(redact(url)));
-            }
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut c = PgConnection::establish(url).map_err(|e| StorageError::Connect {
+            create_private_file(path).map_err(|e| StorageError::Connect {
                 url: redact(url),
                 message: e.to_string(),
             })?;
-            let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "to_regclass('__diesel_schema_migrations') IS NOT NULL",
-            ))
-            .get_result(&mut c)?;
-            if !exists {
-                return Err(StorageError::NoDatabase(redact(url)));
-            }
-            return Db::migrated_pg(c);
+            let mut c = open_sqlite(url, path)?;
+            let applied = c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|versions| versions.iter().map(|v| v.to_string()).collect())
+                .map_err(migration_error)?;
+            Ok((Db::Sqlite(c), applied))
+        } else {
+            Err(StorageError::BadUrl(redact(url)))
         }
-        Db::connect(url)
     }
 
     pub fn backend(&self) -> &'static str {

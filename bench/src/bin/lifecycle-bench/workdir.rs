@@ -72,7 +72,7 @@ impl Workdir {
             ),
         )?;
         let config = Config::load(&self.config)?;
-        Ok(Ca::open(config, Arc::new(SystemClock), ACTOR)?)
+        Ok(Ca::create(config, Arc::new(SystemClock), ACTOR)?)
     }
 }
 
