@@ -635,7 +635,7 @@ mod tests {
         let runner = Runner::new(config.clone(), Arc::new(pki_store::clock::SystemClock));
         let r = runner.run(Job::Expiry);
         assert!(!r.ok(), "{r:?}");
-        let message = format!("{r:?}");
+        let message = r.json_line(Job::Expiry).to_string();
         assert!(message.contains("pki-admin migrate"), "{message}");
         assert!(
             !std::path::Path::new(config.database_url().trim_start_matches("sqlite://")).exists(),

@@ -240,7 +240,9 @@ fn each_database_role_has_only_its_rights() {
     env.init();
     let serial = &env.cert_list()[0]["serial"];
     let serial = serial.as_str().expect("serial");
-    let revoke = format!("UPDATE certificates SET status = 'revoked' WHERE serial = '{serial}'");
+    let revoke = format!(
+        "UPDATE certificates SET status = 'revoked', revoked_at = now() WHERE serial = '{serial}'"
+    );
     let rollback = |sql: &str| format!("BEGIN; {sql}; ROLLBACK;");
 
     // The OCSP responder: reads the certificates, cannot change one.
