@@ -8,7 +8,8 @@
 //! | module | job |
 //! | --- | --- |
 //! | `main.rs` | the argument tree, configuration and CA context (`Ca::open`, or `Ca::open_existing` for commands that only read), dispatch, error printing |
-//! | `commands` | argument types and handlers of `init`, `ca`, `ocsp`, `registry`, `card`, `issue`, `issue-batch`, `revoke`, `suspend`, `resume`, `cert`, `audit` |
+//! | `commands` | argument types and handlers of `init`, `ca`, `ocsp`, `registry`, `card`, `issue`, `issue-batch`, `revoke`, `suspend`, `resume`, `cert` |
+//! | `audit` | `audit verify`, `list`, `checkpoint`, `prove`, `consistency`, and `check-proof` (offline: no database) |
 //! | `lifecycle` | `activate`, `renew`, `registry event` / `registry events`, `sla` |
 //! | `crl` | `crl show` / `crl fetch`: the current CRLs read back and checked (through `crl_publisher::fetch`) |
 //! | `reminders` | `reminders list` / `reminders postal`: the outbox `pki-scheduler` fills |
@@ -19,6 +20,7 @@
 
 #[macro_use]
 mod stdout;
+mod audit;
 mod commands;
 mod crl;
 mod demo;
@@ -111,7 +113,7 @@ enum Command {
     /// The audit log.
     Audit {
         #[command(subcommand)]
-        command: commands::AuditCommand,
+        command: audit::AuditCommand,
     },
     /// Blocked keys: never certified again (by hand, or revoked for keyCompromise).
     Key {
@@ -138,6 +140,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if let Command::Worker(args) = &cli.command {
         return worker::run(config, clock, &actor, args);
+    }
+    if let Command::Audit {
+        command: audit::AuditCommand::CheckProof(args),
+    } = &cli.command
+    {
+        return audit::check_proof(args);
     }
     if let Command::Run(args) = &cli.command {
         return run::run(config, cli.config.as_deref(), clock, &actor, args);
@@ -166,7 +174,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Activate(args) => lifecycle::activate(&mut ca, args),
         Command::Renew(args) => lifecycle::renew(&mut ca, args),
         Command::Sla(args) => lifecycle::sla_report(&mut ca, args),
-        Command::Audit { command } => commands::audit(&mut ca, command),
+        Command::Audit { command } => audit::run(&mut ca, command),
         Command::Reminders { command } => reminders::run(&mut ca, command),
         Command::Demo(_) | Command::Run(_) | Command::Worker(_) => unreachable!("handled above"),
     }
