@@ -129,6 +129,13 @@ enum Command {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The offline proof checker reads no configuration and no database.
+    if let Command::Audit {
+        command: audit::AuditCommand::CheckProof(args),
+    } = &cli.command
+    {
+        return audit::check_proof(args);
+    }
     let config = Config::resolve(cli.config.as_deref())?;
     let actor = cli
         .actor
@@ -140,12 +147,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if let Command::Worker(args) = &cli.command {
         return worker::run(config, clock, &actor, args);
-    }
-    if let Command::Audit {
-        command: audit::AuditCommand::CheckProof(args),
-    } = &cli.command
-    {
-        return audit::check_proof(args);
     }
     if let Command::Run(args) = &cli.command {
         return run::run(config, cli.config.as_deref(), clock, &actor, args);
