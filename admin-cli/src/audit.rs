@@ -184,9 +184,7 @@ fn prove(ca: &mut Ca, seq: i64, size: Option<i64>) -> anyhow::Result<ExitCode> {
     let checkpoints = checkpoint::list(&dir)?;
     // Against the newest checkpoint covering the record, or the size asked.
     let chosen = match size {
-        Some(n) => checkpoints
-            .into_iter()
-            .find(|(_, cp)| cp.size as i64 == n),
+        Some(n) => checkpoints.into_iter().find(|(_, cp)| cp.size as i64 == n),
         None => checkpoints
             .into_iter()
             .rev()
@@ -342,7 +340,10 @@ pub fn check_proof(args: &CheckProofArgs) -> anyhow::Result<ExitCode> {
             hex::encode(cp.key_id)
         );
     } else {
-        bail!("{} is neither an inclusion proof (audit_path) nor a consistency proof (proof)", args.proof.display());
+        bail!(
+            "{} is neither an inclusion proof (audit_path) nor a consistency proof (proof)",
+            args.proof.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -200,7 +200,9 @@ pub fn read_public_key(path: &Path) -> Result<Vec<u8>, AuditKeyError> {
     let (label, der) =
         der::pem::decode_vec(text.trim().as_bytes()).map_err(|e| bad(e.to_string()))?;
     if label != "PUBLIC KEY" {
-        return Err(bad(format!("expected a PUBLIC KEY PEM block, found {label}")));
+        return Err(bad(format!(
+            "expected a PUBLIC KEY PEM block, found {label}"
+        )));
     }
     Ok(der)
 }

@@ -197,10 +197,8 @@ pub fn inclusion(db: &mut Db, seq: i64, size: Option<i64>) -> Result<Inclusion, 
         .first(c))
     .map_err(StorageError::from)?;
     let index = (seq - 1) as u64;
-    let path = merkle::inclusion_proof(&leaves, index).map_err(|_| AuditError::NoSuchRecord {
-        seq,
-        size,
-    })?;
+    let path = merkle::inclusion_proof(&leaves, index)
+        .map_err(|_| AuditError::NoSuchRecord { seq, size })?;
     Ok(Inclusion {
         seq,
         leaf_index: index,

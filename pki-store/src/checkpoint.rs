@@ -43,10 +43,7 @@ pub enum CheckpointError {
     #[error("checkpoint {file} already exists; checkpoints are never overwritten")]
     Exists { file: String },
     #[error("checkpoint directory {dir}: {source}")]
-    Io {
-        dir: String,
-        source: std::io::Error,
-    },
+    Io { dir: String, source: std::io::Error },
 }
 
 /// A checkpoint as read from or written to a file.
@@ -293,7 +290,10 @@ mod tests {
             text.replace("key-id: ", "key-id: 00"),
             text.replace("\nsignature:", "\n\nsignature:"),
             format!("{text}extra\n"),
-            text.replace("time: 2026-12-03T17:00:00Z", "time: 2026-12-03T18:00:00+01:00"),
+            text.replace(
+                "time: 2026-12-03T17:00:00Z",
+                "time: 2026-12-03T18:00:00+01:00",
+            ),
         ] {
             let e = Checkpoint::parse(&bad, "cp.txt").unwrap_err().to_string();
             assert!(e.starts_with("checkpoint cp.txt:"), "{e}");

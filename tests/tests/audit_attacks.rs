@@ -271,10 +271,7 @@ fn tail_rewritten_with_recomputed_hashes_is_named(env: &TestEnv) {
     ));
     // The chain alone is fooled.
     assert_eq!(env.audit_verify_ok(), last_seq as usize);
-    verify_fails(
-        env,
-        &["rewritten since it was signed", &format!("#{size}")],
-    );
+    verify_fails(env, &["rewritten since it was signed", &format!("#{size}")]);
 }
 e2e_test!(tail_rewritten_with_recomputed_hashes_is_named);
 
@@ -376,7 +373,10 @@ fn forged_checkpoint_with_changed_root_is_named(env: &TestEnv) {
         text.replace(&format!("root: {root}"), &format!("root: {other}")),
     )
     .unwrap();
-    verify_fails(env, &["signature does not verify", "changed after it was signed"]);
+    verify_fails(
+        env,
+        &["signature does not verify", "changed after it was signed"],
+    );
 }
 e2e_test!(forged_checkpoint_with_changed_root_is_named);
 
@@ -511,10 +511,7 @@ fn intact_log_with_several_checkpoints_verifies(env: &TestEnv) {
         .filter_map(|r| r["action"].as_str())
         .collect();
     assert_eq!(
-        actions
-            .iter()
-            .filter(|a| **a == "audit.checkpoint")
-            .count(),
+        actions.iter().filter(|a| **a == "audit.checkpoint").count(),
         3,
         "each checkpoint is recorded in the log"
     );
@@ -578,10 +575,20 @@ fn intact_log_with_several_checkpoints_verifies(env: &TestEnv) {
     wrong["leaf_index"] = 3.into();
     let wrong_file = env.write("wrong.json", wrong.to_string());
     let out = check(&wrong_file, &second, None);
-    assert_eq!(out.status.code(), Some(1), "{}", describe("check-proof", &out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        describe("check-proof", &out)
+    );
     // Against the wrong checkpoint: refused too.
     let out = check(&proof_file, &third, None);
-    assert_eq!(out.status.code(), Some(1), "{}", describe("check-proof", &out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        describe("check-proof", &out)
+    );
 
     // Default: the newest checkpoint covering the record.
     let latest = env.ok_json(&["audit", "prove", "3"]);
@@ -597,20 +604,40 @@ fn intact_log_with_several_checkpoints_verifies(env: &TestEnv) {
         first.to_str().unwrap(),
         third.to_str().unwrap(),
     ]);
-    assert_eq!(consistency["old_root"].as_str(), Some(field(&first, "root").as_str()));
-    assert_eq!(consistency["new_root"].as_str(), Some(field(&third, "root").as_str()));
+    assert_eq!(
+        consistency["old_root"].as_str(),
+        Some(field(&first, "root").as_str())
+    );
+    assert_eq!(
+        consistency["new_root"].as_str(),
+        Some(field(&third, "root").as_str())
+    );
     let cons_file = env.write("consistency.json", consistency.to_string());
     let out = check(&cons_file, &third, Some(&first));
     assert!(out.status.success(), "{}", describe("check-proof", &out));
     assert!(stdout_str(&out).contains("extends the log"));
     // Swapped checkpoints do not fit the proof.
     let out = check(&cons_file, &first, Some(&third));
-    assert_eq!(out.status.code(), Some(1), "{}", describe("check-proof", &out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        describe("check-proof", &out)
+    );
 
     // Bad input: clear errors, nothing changes.
     env.refused(&["audit", "prove", "0"], &["does not exist"]);
-    env.refused(&["audit", "prove", "3", "--size", "100000"], &["outside the log"]);
-    env.refused(&["audit", "consistency", "5", "2"], &["consistency proof needs"]);
-    env.refused(&["audit", "consistency", "nonsense", "2"], &["neither a tree size nor a checkpoint"]);
+    env.refused(
+        &["audit", "prove", "3", "--size", "100000"],
+        &["outside the log"],
+    );
+    env.refused(
+        &["audit", "consistency", "5", "2"],
+        &["consistency proof needs"],
+    );
+    env.refused(
+        &["audit", "consistency", "nonsense", "2"],
+        &["neither a tree size nor a checkpoint"],
+    );
 }
 e2e_test!(intact_log_with_several_checkpoints_verifies);

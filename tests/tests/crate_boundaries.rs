@@ -76,11 +76,7 @@ fn the_scheduler_builds_only_an_audit_key_store() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
         for family in ["KeyPurpose::Ca", "KeyPurpose::OcspResponder"] {
-            assert!(
-                !text.contains(family),
-                "{} names {family}",
-                path.display()
-            );
+            assert!(!text.contains(family), "{} names {family}", path.display());
         }
         stores += text.matches("KeyStore::new(").count();
         if text.contains("KeyStore::new(") {

@@ -142,8 +142,7 @@ pub(crate) fn lock_head(db: &mut Db) -> Result<Head, StorageError> {
 
 /// Reads the head without locking it (for readers).
 pub fn read_head(db: &mut Db) -> Result<Head, StorageError> {
-    let (seq, hash, tree_size, frontier): (i64, String, i64, String) =
-        with_conn!(db, c => audit_head::table
+    let (seq, hash, tree_size, frontier): (i64, String, i64, String) = with_conn!(db, c => audit_head::table
             .find(1)
             .select((
                 audit_head::seq,
