@@ -9,6 +9,8 @@
 //! RFC 9162 tree and the chain's record hashes.
 
 use e2e_tests::*;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const AUDIT_PASSPHRASE: &str = "e2e audit key passphrase";
@@ -165,9 +167,7 @@ fn rechain(rows: &[Value], prev: &str) -> Vec<(i64, String, String)> {
         "python3 record hash",
     );
     assert!(out.status.success(), "{}", describe("python3", &out));
-    let v: Vec<(i64, String, String)> =
-        serde_json::from_slice(&out.stdout).expect("rechain output");
-    v
+    serde_json::from_slice(&out.stdout).expect("rechain output")
 }
 
 /// The audit rows from `from` on, as `[seq, at, actor, action, subject,
