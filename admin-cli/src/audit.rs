@@ -174,7 +174,9 @@ fn make_checkpoint(ca: &mut Ca) -> anyhow::Result<ExitCode> {
                     .display()
             );
         }
-        None => outln!("the newest checkpoint already covers the whole log"),
+        None => outln!(
+            "the newest checkpoint already covers the whole log (all but its own audit.checkpoint record)"
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

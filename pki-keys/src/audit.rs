@@ -143,7 +143,7 @@ pub fn latest(dir: &Path) -> Result<Option<Checkpoint>, AuditKeyError> {
 /// Signs the tree head of the whole log, writes the checkpoint into
 /// `config.checkpoint_dir()` and records `audit.checkpoint` (the record is
 /// the next leaf, covered by the next checkpoint). `Ok(None)` when the
-/// newest checkpoint already covers the whole log.
+/// newest checkpoint already covers the whole log but its own record.
 pub fn checkpoint_now(
     db: &mut Db,
     config: &Config,
@@ -156,8 +156,15 @@ pub fn checkpoint_now(
         return Err(AuditKeyError::Empty);
     }
     let dir = config.checkpoint_dir();
-    if latest(&dir)?.is_some_and(|last| last.size >= size) {
-        return Ok(None);
+    if let Some(last) = latest(&dir)? {
+        // Covered already, or only its own `audit.checkpoint` record since.
+        let only_its_record = size == last.size + 1
+            && audit::list(db, Some(1))?.last().is_some_and(|r| {
+                r.seq as u64 == size && r.action == AuditAction::AuditCheckpoint.as_str()
+            });
+        if last.size >= size || only_its_record {
+            return Ok(None);
+        }
     }
     let spki = signer.public_key_der().to_vec();
     let key_id = checkpoint::key_id(&spki);
