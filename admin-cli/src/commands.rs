@@ -196,19 +196,6 @@ pub enum CertCommand {
     },
 }
 
-#[derive(Subcommand)]
-pub enum AuditCommand {
-    /// Walk the hash chain and name the first damaged record.
-    Verify,
-    /// Show audit records.
-    List {
-        #[arg(long)]
-        tail: Option<i64>,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
 pub fn init(ca: &mut Ca) -> anyhow::Result<ExitCode> {
     let created = hierarchy::init(ca)?;
     outln!(
@@ -634,34 +621,6 @@ pub fn cert(ca: &mut Ca, command: CertCommand) -> anyhow::Result<ExitCode> {
                         r.status,
                         r.card_number.as_deref().unwrap_or("-"),
                         r.subject
-                    );
-                }
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn audit(ca: &mut Ca, command: AuditCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        AuditCommand::Verify => {
-            let n = pki_store::audit::verify(&mut ca.db)?;
-            outln!("audit chain intact: {n} records");
-        }
-        AuditCommand::List { tail, json } => {
-            let rows = pki_store::audit::list(&mut ca.db, tail)?;
-            if json {
-                print_json(&serde_json::to_value(&rows)?);
-            } else {
-                for r in rows {
-                    outln!(
-                        "#{:<6} {} {:<10} {:<22} {} {}",
-                        r.seq,
-                        r.at,
-                        r.actor,
-                        r.action,
-                        r.subject,
-                        r.details
                     );
                 }
             }

@@ -8,7 +8,8 @@
 //! | module | job |
 //! | --- | --- |
 //! | `main.rs` | the argument tree, configuration and CA context (`Ca::open`: the schema must exist and be the one this program knows), dispatch, error printing |
-//! | `commands` | argument types and handlers of `init`, `ca`, `ocsp`, `registry`, `card`, `issue`, `issue-batch`, `revoke`, `suspend`, `resume`, `cert`, `audit` |
+//! | `commands` | argument types and handlers of `init`, `ca`, `ocsp`, `registry`, `card`, `issue`, `issue-batch`, `revoke`, `suspend`, `resume`, `cert` |
+//! | `audit` | `audit verify`, `list`, `checkpoint`, `prove`, `consistency`, and `check-proof` (offline: no database) |
 //! | `lifecycle` | `activate`, `renew`, `registry event` / `registry events`, `sla` |
 //! | `database` | `migrate` (the only command that changes the schema) and `db roles` / `db status` |
 //! | `ceremony` | `ceremony FILE [--dry-run]`: a key ceremony (offline root, issuing CAs, responders) with its transcript |
@@ -21,6 +22,7 @@
 
 #[macro_use]
 mod stdout;
+mod audit;
 mod ceremony;
 mod commands;
 mod crl;
@@ -124,7 +126,7 @@ enum Command {
     /// The audit log.
     Audit {
         #[command(subcommand)]
-        command: commands::AuditCommand,
+        command: audit::AuditCommand,
     },
     /// Blocked keys: never certified again (by hand, or revoked for keyCompromise).
     Key {
@@ -140,6 +142,13 @@ enum Command {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The offline proof checker reads no configuration and no database.
+    if let Command::Audit {
+        command: audit::AuditCommand::CheckProof(args),
+    } = &cli.command
+    {
+        return audit::check_proof(args);
+    }
     let config = Config::resolve(cli.config.as_deref())?;
     let actor = cli
         .actor
@@ -183,7 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Activate(args) => lifecycle::activate(&mut ca, args),
         Command::Renew(args) => lifecycle::renew(&mut ca, args),
         Command::Sla(args) => lifecycle::sla_report(&mut ca, args),
-        Command::Audit { command } => commands::audit(&mut ca, command),
+        Command::Audit { command } => audit::run(&mut ca, command),
         Command::Reminders { command } => reminders::run(&mut ca, command),
         Command::Demo(_)
         | Command::Run(_)

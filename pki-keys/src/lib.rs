@@ -13,7 +13,9 @@
 //! | (root) | [`Signer`], [`SignatureAlgorithm`], [`KeyStore`]: where keys live, open and generate |
 //! | `software` | encrypted PKCS#8 key files, signing with aws-lc-rs |
 //! | [`authority`] | a stored CA opened for signing: row, certificate, subject and key |
+//! | [`audit`] | the audit key (`KeyPurpose::Audit` only) and the audit log's signed checkpoints: sign, and check with a trusted public key |
 
+pub mod audit;
 pub mod authority;
 mod software;
 

@@ -59,6 +59,34 @@ pub struct Config {
     pub worker: Worker,
     pub reminders: Reminders,
     pub smtp: Smtp,
+    pub audit: Audit,
+}
+
+/// The audit log's signed checkpoints (CPS 5.4.4): where they go and how
+/// often the scheduler's `audit-checkpoint` job makes one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// Directory of the checkpoint files (default `<data_dir>/audit-checkpoints`);
+    /// files are only ever added to it.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// A checkpoint is due once this many records were added since the last one.
+    pub checkpoint_every_records: u64,
+    /// Or once this many minutes passed since the last one (and records were added).
+    pub checkpoint_every_minutes: u64,
+    /// The log's name written in every checkpoint.
+    pub log_name: String,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self {
+            checkpoint_dir: None,
+            checkpoint_every_records: 1000,
+            checkpoint_every_minutes: 60,
+            log_name: "eid-pki-audit".into(),
+        }
+    }
 }
 
 /// `pki-scheduler`: when each job runs (cron, six fields, seconds first,
@@ -78,6 +106,8 @@ pub struct Scheduler {
     pub mail_cron: String,
     /// Updates the publication times of executed requests (SLA).
     pub sla_cron: String,
+    /// Signs a checkpoint of the audit log when one is due (`[audit]`).
+    pub audit_checkpoint_cron: String,
 }
 
 impl Default for Scheduler {
@@ -89,6 +119,7 @@ impl Default for Scheduler {
             reminders_cron: "0 15 6 * * *".into(),
             mail_cron: "30 * * * * *".into(),
             sla_cron: "*/15 * * * * *".into(),
+            audit_checkpoint_cron: "0 * * * * *".into(),
         }
     }
 }
@@ -265,6 +296,7 @@ impl Default for Config {
             worker: Worker::default(),
             reminders: Reminders::default(),
             smtp: Smtp::default(),
+            audit: Audit::default(),
         }
     }
 }
@@ -418,6 +450,14 @@ impl Config {
             Some(url) if !url.is_empty() => url.clone(),
             _ => format!("sqlite://{}", self.data_dir.join("pki.sqlite").display()),
         }
+    }
+
+    /// Directory of the audit log's checkpoint files.
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.audit
+            .checkpoint_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-checkpoints"))
     }
 
     /// Directory of a family of encrypted software keys.

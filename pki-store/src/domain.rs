@@ -240,6 +240,7 @@ vocabulary!(
     /// `certificate.*` and authority actions are also the change feed that
     /// the status services follow (`feed::read`).
     AuditAction {
+        AuditCheckpoint => "audit.checkpoint",
         BatchStart => "batch.start",
         BatchFinish => "batch.finish",
         CaCreate => "ca.create",

@@ -23,7 +23,9 @@
 //! | [`logging`] | the services' one log set-up: stderr lines, own records at the chosen level |
 //! | [`context`] | [`Context`]: configuration, clock, database, actor |
 //! | [`storage`] | diesel on SQLite or PostgreSQL, migrations (applied by `pki-admin migrate` only; every other process checks the schema version), the components' PostgreSQL roles, [`storage::Db::write`] (the write door), `with_conn!` |
-//! | [`audit`] | the hash chain: records appended in each write transaction, [`audit::verify`] |
+//! | [`audit`] | the hash chain: records appended in each write transaction, [`audit::verify`]; the Merkle tree over the records ([`audit::tree_head`], proofs) and its checks against checkpoints |
+//! | [`merkle`] | RFC 9162 tree hashing: leaf and node hashes, the compact frontier, inclusion and consistency proofs |
+//! | [`checkpoint`] | signed checkpoints of the tree: the text format and the write-once directory |
 //! | [`files`] | the umask of every binary, private key directories, secret files refused when open to others |
 //! | [`feed`] | the change feed: audit records as typed events for the status services |
 //! | [`certificates`] | the certificate store: find, list, insert |
@@ -35,6 +37,7 @@
 pub mod audit;
 pub mod authorities;
 pub mod certificates;
+pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod context;
@@ -45,6 +48,7 @@ pub mod files;
 pub mod input;
 pub mod logging;
 pub mod lookup;
+pub mod merkle;
 pub mod published;
 pub mod storage;
 pub mod test_hooks;

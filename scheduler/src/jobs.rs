@@ -6,7 +6,8 @@
 //!   ([`pki_registration::lifecycle::expire_due`]), `reminders`
 //!   (`pki_registration::reminders::decide_due`), `mail` ([`crate::mail::deliver_due`])
 //!   and `sla` ([`pki_registration::sla::stamp_publications`] then
-//!   [`pki_registration::sla::summary`]). [`run_job`] runs one on an open [`Context`] and
+//!   [`pki_registration::sla::summary`]), and `audit-checkpoint`
+//!   ([`crate::audit_checkpoint::run`]). [`run_job`] runs one on an open [`Context`] and
 //!   returns its report as JSON.
 //! * [`Runner`]: runs jobs for the service and for `run-once`. Each job keeps
 //!   its own CA context (opened on first use, reopened after a failure, so a
@@ -50,16 +51,18 @@ pub enum Job {
     Reminders,
     Mail,
     Sla,
+    AuditCheckpoint,
 }
 
 impl Job {
     /// Every job, in the order `run-once all` runs them.
-    pub const ALL: [Job; 5] = [
+    pub const ALL: [Job; 6] = [
         Job::Requests,
         Job::Expiry,
         Job::Reminders,
         Job::Mail,
         Job::Sla,
+        Job::AuditCheckpoint,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +72,7 @@ impl Job {
             Job::Reminders => "reminders",
             Job::Mail => "mail",
             Job::Sla => "sla",
+            Job::AuditCheckpoint => "audit-checkpoint",
         }
     }
 
@@ -89,6 +93,7 @@ impl Job {
             Job::Reminders => "scheduler.reminders_cron",
             Job::Mail => "scheduler.mail_cron",
             Job::Sla => "scheduler.sla_cron",
+            Job::AuditCheckpoint => "scheduler.audit_checkpoint_cron",
         }
     }
 
@@ -100,6 +105,7 @@ impl Job {
             Job::Reminders => &s.reminders_cron,
             Job::Mail => &s.mail_cron,
             Job::Sla => &s.sla_cron,
+            Job::AuditCheckpoint => &s.audit_checkpoint_cron,
         }
     }
 }
@@ -118,6 +124,8 @@ pub enum JobError {
     Report(#[from] serde_json::Error),
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
+    #[error(transparent)]
+    AuditKey(#[from] pki_keys::audit::AuditKeyError),
     #[error("the job panicked: {0}")]
     Panicked(String),
 }
@@ -240,6 +248,7 @@ pub fn run_job(job: Job, ca: &mut Context) -> Result<Output, JobError> {
                 responders: Some(responders),
             })
         }
+        Job::AuditCheckpoint => Ok(Output::report(crate::audit_checkpoint::run(ca)?)),
     }
 }
 
@@ -272,7 +281,7 @@ pub struct Snapshot {
 /// The bookkeeping of every job.
 #[derive(Default)]
 pub struct Stats {
-    jobs: Mutex<[JobStats; 5]>,
+    jobs: Mutex<[JobStats; Job::ALL.len()]>,
     sla: Mutex<Option<SlaSummary>>,
     outbox: Mutex<Option<BTreeMap<String, u64>>>,
     responders: Mutex<Option<Vec<(String, f64)>>>,
@@ -401,7 +410,7 @@ struct Slot {
 pub struct Runner {
     config: Config,
     clock: Arc<dyn Clock>,
-    slots: [Slot; 5],
+    slots: [Slot; Job::ALL.len()],
     in_flight: AtomicUsize,
     stopping: AtomicBool,
     pub stats: Stats,

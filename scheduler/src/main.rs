@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! pki-scheduler [--config FILE] [--listen ADDR] [--log-level L]      # the service
-//! pki-scheduler run-once <requests|expiry|reminders|mail|sla|all>    # run now, print JSON lines
+//! pki-scheduler run-once <requests|expiry|reminders|mail|sla|audit-checkpoint|all>    # run now, print JSON lines
 //! ```
 //!
 //! The service prints `listening on http://ADDR` on stdout once bound
@@ -62,6 +62,7 @@ enum Which {
     Reminders,
     Mail,
     Sla,
+    AuditCheckpoint,
     All,
 }
 
@@ -73,6 +74,7 @@ impl Which {
             Which::Reminders => vec![Job::Reminders],
             Which::Mail => vec![Job::Mail],
             Which::Sla => vec![Job::Sla],
+            Which::AuditCheckpoint => vec![Job::AuditCheckpoint],
             Which::All => Job::ALL.to_vec(),
         }
     }

@@ -53,12 +53,41 @@ fn the_crl_publisher_links_the_store_and_the_keys_but_not_the_ca() {
     );
 }
 
+/// The scheduler links the key code for the audit key only (its one
+/// `KeyStore` is built in `scheduler/src/audit_checkpoint.rs`, of
+/// `KeyPurpose::Audit`), never the CA.
 #[test]
-fn the_scheduler_links_no_key_code() {
+fn the_scheduler_links_the_keys_for_the_audit_key_but_not_the_ca() {
+    let linked = linked_workspace_crates("scheduler");
     assert_eq!(
-        linked_workspace_crates("scheduler"),
-        set(&["pki-registration", "pki-store", "pki-x509"])
+        linked,
+        set(&["pki-keys", "pki-registration", "pki-store", "pki-x509"])
     );
+    assert!(!linked.contains("ca-core"));
+}
+
+/// The scheduler's sources name one key family: the audit key.
+#[test]
+fn the_scheduler_builds_only_an_audit_key_store() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = root.join("scheduler/src");
+    let mut stores = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for family in ["KeyPurpose::Ca", "KeyPurpose::OcspResponder"] {
+            assert!(!text.contains(family), "{} names {family}", path.display());
+        }
+        stores += text.matches("KeyStore::new(").count();
+        if text.contains("KeyStore::new(") {
+            assert!(
+                text.contains("KeyStore::new(config, KeyPurpose::Audit)"),
+                "{} builds a KeyStore that is not of the audit family",
+                path.display()
+            );
+        }
+    }
+    assert_eq!(stores, 1, "one KeyStore::new in the scheduler");
 }
 
 #[test]

@@ -20,9 +20,16 @@ fn scheduler_bin() -> PathBuf {
 }
 
 /// Every job every second (six fields, seconds first).
-const FAST_CRONS: &str = "\n[scheduler]\nrequests_cron = \"* * * * * *\"\nexpiry_cron = \"* * * * * *\"\nreminders_cron = \"* * * * * *\"\nmail_cron = \"* * * * * *\"\nsla_cron = \"* * * * * *\"\n";
+const FAST_CRONS: &str = "\n[scheduler]\nrequests_cron = \"* * * * * *\"\nexpiry_cron = \"* * * * * *\"\nreminders_cron = \"* * * * * *\"\nmail_cron = \"* * * * * *\"\nsla_cron = \"* * * * * *\"\naudit_checkpoint_cron = \"* * * * * *\"\n";
 
-const JOBS: [&str; 5] = ["requests", "expiry", "reminders", "mail", "sla"];
+const JOBS: [&str; 6] = [
+    "requests",
+    "expiry",
+    "reminders",
+    "mail",
+    "sla",
+    "audit-checkpoint",
+];
 
 /// A `pki-scheduler ARGS` command on this environment's pki.toml.
 fn scheduler_command(env: &TestEnv, config: &Path, args: &[&str]) -> Command {

@@ -1,11 +1,15 @@
 //! The audit chain's writing side, inside [`Db::write`](super::Db::write):
 //! every state change queues its records; they are chained here (each
 //! record's hash covers its content and the previous hash) and inserted in
-//! the same transaction, and the chain's head moves with them.
+//! the same transaction, and the chain's head moves with them. The head
+//! also keeps the Merkle tree's frontier over the same records
+//! ([`crate::merkle`]: the leaf of a record is its hash), moved in the same
+//! transaction, so the root of the whole log is always at hand.
 
 use super::models::AuditRow;
 use super::schema::{audit_head, audit_log};
 use super::{Db, StorageError};
+use crate::merkle::{self, Frontier};
 use crate::with_conn;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -27,11 +31,72 @@ pub struct PendingAudit {
     pub details: serde_json::Value,
 }
 
-/// The chain's head: the last sequence number and hash.
+/// The chain's head: the last sequence number and hash, and the Merkle
+/// tree's frontier (`tree_size` records; behind `seq` only in a log written
+/// before the tree existed, until the next write rebuilds it).
 #[derive(Debug, Clone)]
 pub struct Head {
     pub seq: i64,
     pub hash: String,
+    pub tree_size: i64,
+    pub frontier: String,
+}
+
+/// Records read per page when the tree is rebuilt or recomputed.
+const PAGE: i64 = 10_000;
+
+/// Calls `f` with the sequence number and stored hash of every record
+/// from `#1` to `#up_to`, in order, reading in pages.
+pub fn for_each_record_hash(
+    db: &mut Db,
+    up_to: i64,
+    mut f: impl FnMut(i64, &str) -> Result<(), StorageError>,
+) -> Result<(), StorageError> {
+    let mut after = 0i64;
+    while after < up_to {
+        let page: Vec<(i64, String)> = with_conn!(db, c => audit_log::table
+            .filter(audit_log::seq.gt(after))
+            .filter(audit_log::seq.le(up_to))
+            .order(audit_log::seq)
+            .limit(PAGE)
+            .select((audit_log::seq, audit_log::hash))
+            .load(c))?;
+        let Some(last) = page.last().map(|(seq, _)| *seq) else {
+            break;
+        };
+        for (seq, hash) in &page {
+            f(*seq, hash)?;
+        }
+        after = last;
+    }
+    Ok(())
+}
+
+/// The leaf hash of a record whose stored hash is `hash_hex`. A stored
+/// hash that is not 32 bytes of hex (a damaged row) is hashed as its text,
+/// so the tree still changes with it.
+pub fn record_leaf(hash_hex: &str) -> merkle::Hash {
+    match merkle::leaf_data_of(hash_hex) {
+        Some(data) => merkle::leaf_hash(&data),
+        None => merkle::leaf_hash(hash_hex.as_bytes()),
+    }
+}
+
+/// The tree's frontier over records `#1..=#seq`, from the stored head when
+/// it is up to date, else recomputed from the records.
+pub(crate) fn frontier_of(db: &mut Db, head: &Head) -> Result<Frontier, StorageError> {
+    if head.tree_size == head.seq {
+        if let Ok(f) = Frontier::from_text(head.tree_size as u64, &head.frontier) {
+            return Ok(f);
+        }
+        log::warn!("audit_head's tree frontier is unreadable: rebuilding it from the records");
+    }
+    let mut frontier = Frontier::new();
+    for_each_record_hash(db, head.seq, |_, hash| {
+        frontier.push(record_leaf(hash));
+        Ok(())
+    })?;
+    Ok(frontier)
 }
 
 /// The hash of a record: SHA-256 over a JSON array of its fields, which is
@@ -53,21 +118,49 @@ pub fn record_hash(
 /// Reads the head inside a write transaction, locking it on PostgreSQL
 /// (SQLite's `BEGIN IMMEDIATE` already holds the write lock).
 pub(crate) fn lock_head(db: &mut Db) -> Result<Head, StorageError> {
-    let (seq, hash): (i64, String) = match db {
+    let columns = (
+        audit_head::seq,
+        audit_head::hash,
+        audit_head::tree_size,
+        audit_head::frontier,
+    );
+    let (seq, hash, tree_size, frontier): (i64, String, i64, String) = match db {
         Db::Pg(c) => audit_head::table
             .find(1)
-            .select((audit_head::seq, audit_head::hash))
+            .select(columns)
             .for_update()
             .first(c)?,
-        Db::Sqlite(c) => audit_head::table
-            .find(1)
-            .select((audit_head::seq, audit_head::hash))
-            .first(c)?,
+        Db::Sqlite(c) => audit_head::table.find(1).select(columns).first(c)?,
     };
-    Ok(Head { seq, hash })
+    Ok(Head {
+        seq,
+        hash,
+        tree_size,
+        frontier,
+    })
 }
 
-/// Chains and inserts queued records, then moves the head.
+/// Reads the head without locking it (for readers).
+pub fn read_head(db: &mut Db) -> Result<Head, StorageError> {
+    let (seq, hash, tree_size, frontier): (i64, String, i64, String) = with_conn!(db, c => audit_head::table
+            .find(1)
+            .select((
+                audit_head::seq,
+                audit_head::hash,
+                audit_head::tree_size,
+                audit_head::frontier,
+            ))
+            .first(c))?;
+    Ok(Head {
+        seq,
+        hash,
+        tree_size,
+        frontier,
+    })
+}
+
+/// Chains and inserts queued records, then moves the head and the tree's
+/// frontier.
 pub(crate) fn append(
     db: &mut Db,
     head: Head,
@@ -76,6 +169,7 @@ pub(crate) fn append(
     if pending.is_empty() {
         return Ok(());
     }
+    let mut frontier = frontier_of(db, &head)?;
     let mut prev = head.hash;
     let mut seq = head.seq;
     let mut rows = Vec::with_capacity(pending.len());
@@ -83,6 +177,7 @@ pub(crate) fn append(
         seq += 1;
         let details = p.details.to_string();
         let hash = record_hash(seq, &p.at, &p.actor, &p.action, &p.subject, &details, &prev);
+        frontier.push(record_leaf(&hash));
         rows.push(AuditRow {
             seq,
             at: p.at,
@@ -98,7 +193,12 @@ pub(crate) fn append(
         with_conn!(db, c => diesel::insert_into(audit_log::table).values(chunk).execute(c))?;
     }
     with_conn!(db, c => diesel::update(audit_head::table.find(1))
-        .set((audit_head::seq.eq(seq), audit_head::hash.eq(&prev)))
+        .set((
+            audit_head::seq.eq(seq),
+            audit_head::hash.eq(&prev),
+            audit_head::tree_size.eq(frontier.size() as i64),
+            audit_head::frontier.eq(frontier.to_text()),
+        ))
         .execute(c))?;
     Ok(())
 }

@@ -6,6 +6,8 @@ diesel::table! {
         id -> Integer,
         seq -> BigInt,
         hash -> Text,
+        tree_size -> BigInt,
+        frontier -> Text,
     }
 }
 
