@@ -63,20 +63,14 @@ pub fn db_time(at: DateTime<Utc>) -> NaiveDateTime {
 impl Db {
     /// Opens the database at `url` and brings its schema up to date.
     pub fn connect(url: &str) -> Result<Db, StorageError> {
-        let connect_err = |e: diesel::ConnectionError| StorageError::Connect {
-            url: redact(url),
-            message: e.to_string(),
-        };
+        let connect_err = |e: diesel::ConnectionError| connect_error(url, e);
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let c = PgConnection::establish(url).map_err(connect_err)?;
             Db::migrated_pg(c)
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             if let Some(dir) = std::path::Path::new(path).parent() {
                 if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| StorageError::Connect {
-                        url: url.to_string(),
-                        message: e.to_string(),
-                    })?;
+                    std::fs::create_dir_all(dir).map_err(|e| connect_error(url, e))?;
                 }
             }
             let mut c = SqliteConnection::establish(path).map_err(connect_err)?;
@@ -112,10 +106,7 @@ impl Db {
                 return Err(StorageError::NoDatabase(redact(url)));
             }
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut c = PgConnection::establish(url).map_err(|e| StorageError::Connect {
-                url: redact(url),
-                message: e.to_string(),
-            })?;
+            let mut c = PgConnection::establish(url).map_err(|e| connect_error(url, e))?;
             let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
                 "to_regclass('__diesel_schema_migrations') IS NOT NULL",
             ))
@@ -222,10 +213,7 @@ pub fn pg_fresh_schema(base_url: &str, name: &str) -> Result<String, StorageErro
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(StorageError::BadUrl(format!("schema name {name:?}")));
     }
-    let mut c = PgConnection::establish(base_url).map_err(|e| StorageError::Connect {
-        url: redact(base_url),
-        message: e.to_string(),
-    })?;
+    let mut c = PgConnection::establish(base_url).map_err(|e| connect_error(base_url, e))?;
     c.batch_execute(&format!(
         "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name};"
     ))?;
@@ -235,41 +223,20 @@ pub fn pg_fresh_schema(base_url: &str, name: &str) -> Result<String, StorageErro
 
 /// Drops a schema made by [`pg_fresh_schema`].
 pub fn pg_drop_schema(base_url: &str, name: &str) -> Result<(), StorageError> {
-    let mut c = PgConnection::establish(base_url).map_err(|e| StorageError::Connect {
-        url: redact(base_url),
-        message: e.to_string(),
-    })?;
+    let mut c = PgConnection::establish(base_url).map_err(|e| connect_error(base_url, e))?;
     c.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))?;
     Ok(())
 }
 
-/// Hides a password in a database URL for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..s + 3], &creds[..colon], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
+/// The one redaction of database URLs ([`crate::secrets::redact`]), kept
+/// here under its old name for the binaries' messages.
+pub use crate::secrets::redact;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact("postgres://ca:s3cret@db/pki"),
-            "postgres://ca:***@db/pki"
-        );
-        assert_eq!(
-            redact("postgres://postgres@127.0.0.1/test"),
-            "postgres://postgres@127.0.0.1/test"
-        );
+/// A failed connection, with the URL redacted and the driver's message
+/// scrubbed of the URL's secrets (libpq may quote a piece of the URL).
+fn connect_error(url: &str, message: impl std::fmt::Display) -> StorageError {
+    StorageError::Connect {
+        url: redact(url),
+        message: crate::secrets::scrub(&message.to_string(), url),
     }
 }
