@@ -263,7 +263,10 @@ pub fn events_feed(ca: &mut Ca, args: EventsArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         let at = || format!("{}: line {}", args.file.display(), n + 1);
-        let raw: Value = serde_json::from_str(&line).with_context(at)?;
+        // A key given twice is refused (serde_json alone keeps the last).
+        let raw: Value = pki_store::input::json_object(&line)
+            .map_err(anyhow::Error::msg)
+            .with_context(at)?;
         let event = requests::parse(&raw)
             .map_err(anyhow::Error::msg)
             .with_context(at)?;

@@ -64,15 +64,6 @@ fn reminder_json(r: &ReminderRow) -> Value {
     })
 }
 
-/// One CSV field, quoted when needed (RFC 4180).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 pub fn run(ca: &mut Ca, command: RemindersCommand) -> anyhow::Result<ExitCode> {
     match command {
         RemindersCommand::List { state, limit, json } => {
@@ -113,13 +104,23 @@ pub fn run(ca: &mut Ca, command: RemindersCommand) -> anyhow::Result<ExitCode> {
         }
         RemindersCommand::Postal { limit } => {
             let entries = reminders::postal(&mut ca.db, limit.max(0))?;
-            let mut out = std::io::stdout().lock();
-            writeln!(
-                out,
-                "holder_key,family_name,given_names,card_number,end_date,offset_days,serials,decided_at"
+            // Cells are neutralised against formula injection (a name from
+            // the registry may start with `=`): pki_store::csv_out.
+            let mut out = pki_store::csv_out::CsvOut::new(
+                std::io::stdout().lock(),
+                &[
+                    "holder_key",
+                    "family_name",
+                    "given_names",
+                    "card_number",
+                    "end_date",
+                    "offset_days",
+                    "serials",
+                    "decided_at",
+                ],
             )?;
             for e in &entries {
-                let fields = [
+                out.row(&[
                     e.holder_key.clone(),
                     e.family_name.clone(),
                     e.given_names.clone(),
@@ -128,10 +129,9 @@ pub fn run(ca: &mut Ca, command: RemindersCommand) -> anyhow::Result<ExitCode> {
                     e.offset_days.to_string(),
                     e.serials.replace(',', " "),
                     time(&e.decided_at),
-                ];
-                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-                writeln!(out, "{}", line.join(","))?;
+                ])?;
             }
+            out.finish()?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use pki_store::domain::AuditAction;
 use pki_store::domain::CardKind;
 use pki_store::error::{CaError, Result};
-use pki_store::input::{self, FieldReader, Format};
+use pki_store::input::{self, FieldReader, Format, Problems};
 use pki_store::storage::models::{CardRow, IdentityRow};
 use pki_store::storage::schema::cards;
 use pki_store::storage::Db;
@@ -72,16 +72,26 @@ pub fn check_dates(card: &NewCard) -> Result<()> {
     Ok(())
 }
 
-fn parse_card(r: &FieldReader<'_>) -> Result<NewCard> {
-    r.only(FIELDS)?;
-    let card_number = r.required("card_number")?;
-    check_card_number(&card_number).map_err(|m| r.error("card_number", m))?;
-    Ok(NewCard {
-        card_number,
-        kind: r.parsed("kind")?,
-        holder_key: r.required("holder_key")?,
-        issue_date: r.date("issue_date")?,
-        expiry_date: r.date("expiry_date")?,
+/// Reads one card; every problem of the line goes to `p`.
+fn parse_card(r: &FieldReader<'_>, p: &mut Problems) -> Option<NewCard> {
+    for e in r.unknown(FIELDS) {
+        p.add(e);
+    }
+    let card_number = p.take(r.required("card_number").and_then(|n| {
+        check_card_number(&n)
+            .map(|()| n)
+            .map_err(|m| r.error("card_number", m))
+    }));
+    let kind = p.take(r.parsed("kind"));
+    let holder_key = p.take(r.required("holder_key"));
+    let issue_date = p.take(r.date("issue_date"));
+    let expiry_date = p.take(r.date("expiry_date"));
+    Some(NewCard {
+        card_number: card_number?,
+        kind: kind?,
+        holder_key: holder_key?,
+        issue_date: issue_date?,
+        expiry_date: expiry_date?,
     })
 }
 
@@ -93,16 +103,19 @@ struct Refusal {
     error: CaError,
 }
 
-/// Checks and inserts cards inside a write transaction.
+/// Checks and inserts cards inside a write transaction. Every refused card
+/// is reported (none is inserted then).
 fn register_in(
     tx: &mut pki_store::storage::WriteTx<'_>,
     new_cards: &[NewCard],
     source: &str,
-) -> std::result::Result<usize, Refusal> {
-    let whole = |error: CaError| Refusal {
-        index: usize::MAX,
-        field: "",
-        error,
+) -> std::result::Result<usize, Vec<Refusal>> {
+    let whole = |error: CaError| {
+        vec![Refusal {
+            index: usize::MAX,
+            field: "",
+            error,
+        }]
     };
     let holders: HashSet<String> = new_cards.iter().map(|c| c.holder_key.clone()).collect();
     let holders = pki_store::lookup::identities(tx.db, &holders).map_err(whole)?;
@@ -110,6 +123,7 @@ fn register_in(
     let existing = existing_numbers(tx.db, &numbers).map_err(whole)?;
     let mut seen = HashSet::new();
     let mut rows = Vec::with_capacity(new_cards.len());
+    let mut refusals = Vec::new();
     for (index, card) in new_cards.iter().enumerate() {
         let refuse = |field, error| Refusal {
             index,
@@ -117,18 +131,23 @@ fn register_in(
             error,
         };
         if existing.contains(&card.card_number) || !seen.insert(card.card_number.clone()) {
-            return Err(refuse(
+            refusals.push(refuse(
                 "card_number",
                 CaError::DuplicateCard(card.card_number.clone()),
             ));
+            continue;
         }
-        let holder = holders.get(&card.holder_key).ok_or_else(|| {
-            refuse(
+        let Some(holder) = holders.get(&card.holder_key) else {
+            refusals.push(refuse(
                 "holder_key",
                 CaError::UnknownIdentity(card.holder_key.clone()),
-            )
-        })?;
-        check_card(card, holder).map_err(|(field, e)| refuse(field, e))?;
+            ));
+            continue;
+        };
+        if let Err((field, e)) = check_card(card, holder) {
+            refusals.push(refuse(field, e));
+            continue;
+        }
         rows.push(CardRow {
             card_number: card.card_number.clone(),
             kind: card.kind,
@@ -144,6 +163,9 @@ fn register_in(
                                "issue_date": card.issue_date, "expiry_date": card.expiry_date, "source": source}),
         );
     }
+    if !refusals.is_empty() {
+        return Err(refusals);
+    }
     for chunk in rows.chunks(500) {
         with_conn!(tx.db, c => diesel::insert_into(cards::table).values(chunk).execute(c))
             .map_err(|e| whole(e.into()))?;
@@ -151,20 +173,22 @@ fn register_in(
     Ok(rows.len())
 }
 
-/// Registers cards; all of them or none.
+/// Registers cards; all of them or none. The first refusal is the error.
 pub fn register(ca: &mut Context, new_cards: &[NewCard], source: &str) -> Result<usize> {
     let now = ca.clock.now();
     let actor = ca.actor.clone();
     ca.db.write(&actor, now, |tx| {
-        register_in(tx, new_cards, source).map_err(|r| r.error)
+        register_in(tx, new_cards, source).map_err(|mut r| r.remove(0).error)
     })
 }
 
-/// Registers the cards of a CSV or JSONL file; all or nothing. Errors name
-/// the line and the field.
+/// Registers the cards of a CSV or JSONL file; all or nothing. Every
+/// problem of the file is reported (up to [`input::MAX_REPORTED`]), each
+/// naming its line and field.
 pub fn import(ca: &mut Context, path: &Path, format: Format) -> Result<usize> {
     let file = path.display().to_string();
-    let records = input::read_records(path, format)?;
+    let mut problems = Problems::new(file.clone());
+    let records = input::read_records(path, format, &mut problems)?;
     let mut lines = Vec::with_capacity(records.len());
     let mut cards = Vec::with_capacity(records.len());
     for record in &records {
@@ -172,26 +196,58 @@ pub fn import(ca: &mut Context, path: &Path, format: Format) -> Result<usize> {
             file: &file,
             record,
         };
-        cards.push(parse_card(&reader)?);
-        lines.push(record.line);
+        if let Some(card) = parse_card(&reader, &mut problems) {
+            cards.push(card);
+            lines.push(record.line);
+        }
     }
+    // The checks against the database run even when some lines were bad,
+    // so that one run reports everything; nothing is written either way.
     let now = ca.clock.now();
     let actor = ca.actor.clone();
-    ca.db.write(&actor, now, |tx| {
-        register_in(tx, &cards, &file).map_err(|r| match lines.get(r.index) {
-            Some(line) => CaError::Input {
-                file: file.clone(),
-                line: *line,
-                field: r.field.to_string(),
-                // The field is named once, by the line's prefix.
-                message: match r.error {
-                    CaError::Field { message, .. } => message,
-                    other => other.to_string(),
-                },
-            },
-            None => r.error,
-        })
+    let bad_lines = !problems.is_empty();
+    let outcome = ca.db.write(&actor, now, |tx| {
+        match register_in(tx, &cards, &file) {
+            Ok(n) if !bad_lines => Ok(n),
+            // Some lines were bad: roll back.
+            Ok(_) => Err(Refused::Cards(Vec::new())),
+            Err(refusals) => Err(Refused::Cards(refusals)),
+        }
+    });
+    let refusals = match outcome {
+        Ok(n) => return Ok(n),
+        Err(Refused::Store(e)) => return Err(e.into()),
+        Err(Refused::Cards(refusals)) => refusals,
+    };
+    for r in refusals {
+        let Some(line) = lines.get(r.index) else {
+            return Err(r.error);
+        };
+        // The field is named once, by the line's prefix.
+        let message = match r.error {
+            CaError::Field { message, .. } => message,
+            other => other.to_string(),
+        };
+        problems.push(*line, r.field, message);
+    }
+    problems.finish()?;
+    Err(CaError::Field {
+        field: "(file)".into(),
+        message: "the import was refused".into(),
     })
+}
+
+/// Why a card import's transaction was rolled back.
+enum Refused {
+    /// Cards refused (none when only the file's lines were bad).
+    Cards(Vec<Refusal>),
+    Store(pki_store::storage::StorageError),
+}
+
+impl From<pki_store::storage::StorageError> for Refused {
+    fn from(e: pki_store::storage::StorageError) -> Self {
+        Refused::Store(e)
+    }
 }
 
 fn existing_numbers(db: &mut Db, numbers: &[String]) -> Result<HashSet<String>> {

@@ -215,8 +215,31 @@ fn bad(event: &Event, message: String) -> CaError {
 pub fn check(event: Event, now: DateTime<Utc>) -> Result<CheckedEvent> {
     use EventKind::*;
     use RequestChange as C;
-    if event.id.trim().is_empty() || event.id.len() > 200 {
+    if event.id.trim().is_empty() {
         return Err(bad(&event, "\"id\" must be 1 to 200 characters".into()));
+    }
+    // The field rules of every file (pki_store::fields): no control
+    // characters, the table's lengths.
+    for (field, value) in [
+        ("id", Some(&event.id)),
+        ("card", event.card.as_ref()),
+        ("holder", event.holder.as_ref()),
+        ("new_card", event.new_card.as_ref()),
+        ("note", event.note.as_ref()),
+        ("reason", event.reason.as_ref()),
+        ("effective", event.effective.as_ref()),
+        ("invalidity_date", event.invalidity_date.as_ref()),
+    ] {
+        if let Some(v) = value {
+            pki_store::fields::check_text(field, v).map_err(|m| CaError::Event {
+                id: if field == "id" {
+                    "(refused id)".into()
+                } else {
+                    event.id.clone()
+                },
+                message: format!("{field}: {m}"),
+            })?;
+        }
     }
     let now_db = pki_store::storage::db_time(now);
     let reported_at = match event.reported_at {
@@ -439,6 +462,18 @@ mod tests {
                 "invalidity",
             ),
             (r#"{"id":"","type":"card-lost","card":"A"}"#, "id"),
+            (
+                r#"{"id":"e","type":"card-lost","card":"A","note":"x\u001b[2Jy"}"#,
+                "note: contains a control character (ESC)",
+            ),
+            (
+                r#"{"id":"e\u0000","type":"card-lost","card":"A"}"#,
+                "event (refused id): id: contains a control character (NUL)",
+            ),
+            (
+                r#"{"id":"e","type":"card-lost","card":"A\r\nB"}"#,
+                "card: contains a control character (CR)",
+            ),
         ] {
             let e = event(json).unwrap_err().to_string();
             assert!(e.contains(needle), "{json}: {e}");

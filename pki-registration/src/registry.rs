@@ -7,7 +7,8 @@ use diesel::prelude::*;
 use pki_store::domain::AuditAction;
 use pki_store::domain::{Gender, IdentityStatus, RegistrationAuthority};
 use pki_store::error::{CaError, Result};
-use pki_store::input::{self, FieldReader, Format};
+use pki_store::fields;
+use pki_store::input::{self, FieldReader, Format, Problems};
 use pki_store::storage::db_time;
 use pki_store::storage::models::IdentityRow;
 use pki_store::storage::schema::identities;
@@ -43,65 +44,70 @@ pub struct ImportSummary {
     pub status_events: usize,
 }
 
-fn text_field(r: &FieldReader<'_>, field: &str) -> Result<String> {
-    let v = r.required(field)?;
-    if v.chars().any(char::is_control) {
-        return Err(r.error(field, "contains control characters"));
+/// Reads one identity; every problem of the line goes to `p`.
+fn parse_identity(
+    r: &FieldReader<'_>,
+    now: chrono::NaiveDateTime,
+    p: &mut Problems,
+) -> Option<IdentityRow> {
+    for e in r.unknown(FIELDS) {
+        p.add(e);
     }
-    if v.chars().count() > 128 {
-        return Err(r.error(field, "is longer than 128 characters"));
-    }
-    Ok(v)
-}
-
-fn parse_identity(r: &FieldReader<'_>, now: chrono::NaiveDateTime) -> Result<IdentityRow> {
-    r.only(FIELDS)?;
-    let registry_key = r.required("registry_key")?;
-    pki_x509::name::check_registry_key(&registry_key)
-        .map_err(|e| r.error("registry_key", e.to_string()))?;
-    let birth_datetime = input::parse_birth_datetime(&r.required("birth_datetime")?)
-        .map_err(|m| r.error("birth_datetime", m))?;
-    if birth_datetime > now {
-        return Err(r.error("birth_datetime", "is in the future"));
-    }
-    let protected_adult = match r.required("protected_adult")?.to_lowercase().as_str() {
-        "true" | "1" | "yes" => true,
-        "false" | "0" | "no" => false,
-        other => return Err(r.error("protected_adult", format!("{other:?} is not true or false"))),
-    };
-    let email = r.optional("email");
-    if let Some(e) = &email {
-        let ok = e
-            .split_once('@')
-            .is_some_and(|(a, d)| !a.is_empty() && d.contains('.'))
-            && !e.contains(' ');
-        if !ok {
-            return Err(r.error("email", format!("{e:?} is not an email address")));
+    let registry_key = p.take(r.required("registry_key").and_then(|k| {
+        pki_x509::name::check_registry_key(&k)
+            .map(|()| k)
+            .map_err(|e| r.error("registry_key", e.to_string()))
+    }));
+    let birth_datetime = p.take(r.required("birth_datetime").and_then(|v| {
+        let t = input::parse_birth_datetime(&v).map_err(|m| r.error("birth_datetime", m))?;
+        if t > now {
+            return Err(r.error("birth_datetime", "is in the future"));
         }
-    }
-    let mobile = r.optional("mobile");
-    if let Some(m) = &mobile {
-        let digits = m.strip_prefix('+').unwrap_or(m);
-        if digits.len() < 6 || !digits.chars().all(|c| c.is_ascii_digit()) {
-            return Err(r.error(
-                "mobile",
-                format!("{m:?} is not a phone number (+ and digits)"),
-            ));
+        Ok(t)
+    }));
+    let protected_adult =
+        p.take(
+            r.required("protected_adult")
+                .and_then(|v| match v.to_lowercase().as_str() {
+                    "true" | "1" | "yes" => Ok(true),
+                    "false" | "0" | "no" => Ok(false),
+                    other => {
+                        Err(r.error("protected_adult", format!("{other:?} is not true or false")))
+                    }
+                }),
+        );
+    let email = p.take(r.optional("email").and_then(|e| {
+        if let Some(e) = &e {
+            fields::check_email(e).map_err(|m| r.error("email", m))?;
         }
-    }
-    Ok(IdentityRow {
-        registry_key,
-        family_name: text_field(r, "family_name")?,
-        given_names: text_field(r, "given_names")?,
-        birth_name: r.optional("birth_name"),
-        birth_datetime,
-        birth_place: text_field(r, "birth_place")?,
-        gender: r.parsed::<Gender>("gender")?,
-        authority: r.parsed::<RegistrationAuthority>("authority")?,
-        status: r.parsed::<IdentityStatus>("status")?,
-        protected_adult,
-        email,
-        mobile,
+        Ok(e)
+    }));
+    let mobile = p.take(r.optional("mobile").and_then(|m| {
+        if let Some(m) = &m {
+            fields::check_mobile(m).map_err(|msg| r.error("mobile", msg))?;
+        }
+        Ok(m)
+    }));
+    let family_name = p.take(r.required("family_name"));
+    let given_names = p.take(r.required("given_names"));
+    let birth_name = p.take(r.optional("birth_name"));
+    let birth_place = p.take(r.required("birth_place"));
+    let gender = p.take(r.parsed::<Gender>("gender"));
+    let authority = p.take(r.parsed::<RegistrationAuthority>("authority"));
+    let status = p.take(r.parsed::<IdentityStatus>("status"));
+    Some(IdentityRow {
+        registry_key: registry_key?,
+        family_name: family_name?,
+        given_names: given_names?,
+        birth_name: birth_name?,
+        birth_datetime: birth_datetime?,
+        birth_place: birth_place?,
+        gender: gender?,
+        authority: authority?,
+        status: status?,
+        protected_adult: protected_adult?,
+        email: email?,
+        mobile: mobile?,
         updated_at: now,
     })
 }
@@ -128,14 +134,17 @@ fn changed_fields(old: &IdentityRow, new: &IdentityRow) -> Vec<&'static str> {
     changed
 }
 
-/// Reads and validates a whole extract; nothing is written.
+/// Reads and validates a whole extract; nothing is written. Every problem
+/// of the file is reported (up to [`input::MAX_REPORTED`]), each with its
+/// line and field.
 pub fn parse_file(
     path: &Path,
     format: Format,
     now: chrono::NaiveDateTime,
 ) -> Result<Vec<IdentityRow>> {
     let file = path.display().to_string();
-    let records = input::read_records(path, format)?;
+    let mut problems = Problems::new(file.clone());
+    let records = input::read_records(path, format, &mut problems)?;
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut rows = Vec::with_capacity(records.len());
     for record in &records {
@@ -143,15 +152,18 @@ pub fn parse_file(
             file: &file,
             record,
         };
-        let row = parse_identity(&reader, now)?;
+        let Some(row) = parse_identity(&reader, now, &mut problems) else {
+            continue;
+        };
         if let Some(first) = seen.insert(row.registry_key.clone(), record.line) {
-            return Err(reader.error(
+            problems.add(reader.error(
                 "registry_key",
                 format!("{} already appears on line {first}", row.registry_key),
             ));
         }
         rows.push(row);
     }
+    problems.finish()?;
     Ok(rows)
 }
 

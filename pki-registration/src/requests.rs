@@ -58,6 +58,7 @@ pub fn record(ca: &mut Context, raw: &serde_json::Value, source: &str) -> Result
         id: raw
             .get("id")
             .and_then(|v| v.as_str())
+            .filter(|id| pki_store::fields::check_text("id", id).is_ok())
             .unwrap_or("?")
             .to_string(),
         message,

@@ -40,6 +40,15 @@ pub enum CaError {
         field: String,
         message: String,
     },
+    /// Several problems of one input file (each with its line and field),
+    /// the first [`crate::input::MAX_REPORTED`] of `total`; nothing was
+    /// imported. One problem alone is [`CaError::Input`].
+    #[error("{}", input_errors_text(.file, .problems, *.total))]
+    InputErrors {
+        file: String,
+        problems: Vec<InputProblem>,
+        total: usize,
+    },
     #[error("{field}: {message}")]
     Field { field: String, message: String },
     #[error(
@@ -147,6 +156,37 @@ pub enum CaError {
     /// A single `issue` whose transaction failed: nothing was stored.
     #[error("not stored: the transaction failed ({0}); nothing was issued, run the command again to retry")]
     NotStoredOne(String),
+}
+
+/// One problem of an input file: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputProblem {
+    pub line: usize,
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for InputProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}, field {}: {}",
+            self.line, self.field, self.message
+        )
+    }
+}
+
+/// `file: N errors, nothing was imported`, then one problem a line, then
+/// `and M more` when the list was cut.
+fn input_errors_text(file: &str, problems: &[InputProblem], total: usize) -> String {
+    let mut text = format!("{file}: {total} errors, nothing was imported:");
+    for p in problems {
+        text.push_str(&format!("\n  {p}"));
+    }
+    if total > problems.len() {
+        text.push_str(&format!("\n  and {} more", total - problems.len()));
+    }
+    text
 }
 
 /// A query that failed is a storage error: every storage call can use `?`

@@ -19,7 +19,10 @@
 //! | [`error`] | [`CaError`], the errors an operator acts on |
 //! | [`clock`] | the injected clock ([`clock::from_env`]) |
 //! | [`test_hooks`] | `PKI_FAKE_NOW` and the CRL publisher's crash hook, honoured only with debug assertions |
-//! | [`input`] | CSV and JSON Lines records of operators' files, with line numbers |
+//! | [`input`] | CSV and JSON Lines records of operators' files, with line numbers; every error of a file at once ([`input::Problems`]) |
+//! | [`csv_out`] | CSV written by the project: cells neutralised against formula injection, quoted by the csv crate |
+//! | [`fields`] | the rules of the fields operators bring: length limits, no control characters, e-mail (lettre), E.164 mobile |
+//! | [`secrets`] | database URLs fit for messages ([`secrets::redact`]) and messages scrubbed of their secrets |
 //! | [`logging`] | the services' one log set-up: stderr lines, own records at the chosen level |
 //! | [`context`] | [`Context`]: configuration, clock, database, actor |
 //! | [`storage`] | diesel on SQLite or PostgreSQL, migrations (applied by `pki-admin migrate` only; every other process checks the schema version), the components' PostgreSQL roles, [`storage::Db::write`] (the write door), `with_conn!` |
@@ -41,15 +44,18 @@ pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod csv_out;
 pub mod domain;
 pub mod error;
 pub mod feed;
+pub mod fields;
 pub mod files;
 pub mod input;
 pub mod logging;
 pub mod lookup;
 pub mod merkle;
 pub mod published;
+pub mod secrets;
 pub mod storage;
 pub mod test_hooks;
 pub mod urls;

@@ -73,12 +73,6 @@ fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-fn connect_error(url: &str, e: diesel::ConnectionError) -> StorageError {
-    StorageError::Connect {
-        url: redact(url),
-        message: e.to_string(),
-    }
-}
 
 /// Creates an empty SQLite file readable by its owner only (0600; SQLite
 /// gives its `-wal` and `-shm` files the same mode). An existing file is
@@ -157,16 +151,10 @@ impl Db {
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             if let Some(dir) = std::path::Path::new(path).parent() {
                 if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| StorageError::Connect {
-                        url: redact(url),
-                        message: e.to_string(),
-                    })?;
+                    std::fs::create_dir_all(dir).map_err(|e| connect_error(url, e))?;
                 }
             }
-            create_private_file(path).map_err(|e| StorageError::Connect {
-                url: redact(url),
-                message: e.to_string(),
-            })?;
+            create_private_file(path).map_err(|e| connect_error(url, e))?;
             let mut c = open_sqlite(url, path)?;
             let applied = c
                 .run_pending_migrations(SQLITE_MIGRATIONS)
@@ -272,10 +260,7 @@ pub fn pg_fresh_schema(base_url: &str, name: &str) -> Result<String, StorageErro
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(StorageError::BadUrl(format!("schema name {name:?}")));
     }
-    let mut c = PgConnection::establish(base_url).map_err(|e| StorageError::Connect {
-        url: redact(base_url),
-        message: e.to_string(),
-    })?;
+    let mut c = PgConnection::establish(base_url).map_err(|e| connect_error(base_url, e))?;
     c.batch_execute(&format!(
         "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name};"
     ))?;
@@ -285,41 +270,20 @@ pub fn pg_fresh_schema(base_url: &str, name: &str) -> Result<String, StorageErro
 
 /// Drops a schema made by [`pg_fresh_schema`].
 pub fn pg_drop_schema(base_url: &str, name: &str) -> Result<(), StorageError> {
-    let mut c = PgConnection::establish(base_url).map_err(|e| StorageError::Connect {
-        url: redact(base_url),
-        message: e.to_string(),
-    })?;
+    let mut c = PgConnection::establish(base_url).map_err(|e| connect_error(base_url, e))?;
     c.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))?;
     Ok(())
 }
 
-/// Hides a password in a database URL for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..s + 3], &creds[..colon], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
+/// The one redaction of database URLs ([`crate::secrets::redact`]), kept
+/// here under its old name for the binaries' messages.
+pub use crate::secrets::redact;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact("postgres://ca:s3cret@db/pki"),
-            "postgres://ca:***@db/pki"
-        );
-        assert_eq!(
-            redact("postgres://postgres@127.0.0.1/test"),
-            "postgres://postgres@127.0.0.1/test"
-        );
+/// A failed connection, with the URL redacted and the driver's message
+/// scrubbed of the URL's secrets (libpq may quote a piece of the URL).
+fn connect_error(url: &str, message: impl std::fmt::Display) -> StorageError {
+    StorageError::Connect {
+        url: redact(url),
+        message: crate::secrets::scrub(&message.to_string(), url),
     }
 }
