@@ -41,7 +41,7 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 fn the_ocsp_responder_links_the_store_and_the_keys_but_not_the_ca() {
     assert_eq!(
         linked_workspace_crates("ocsp-responder"),
-        set(&["pki-keys", "pki-store", "pki-x509"])
+        set(&["pki-http", "pki-keys", "pki-store", "pki-x509"])
     );
 }
 
@@ -53,11 +53,33 @@ fn the_crl_publisher_links_the_store_and_the_keys_but_not_the_ca() {
     );
 }
 
+/// The process that faces the network for CRLs and CA certificates does
+/// not contain the key code: no CA key can be opened in it.
+#[test]
+fn the_crl_server_links_no_key_code() {
+    let linked = linked_workspace_crates("crl-server");
+    assert!(
+        !linked.contains("pki-keys"),
+        "crl-server links pki-keys: {linked:?}"
+    );
+    assert!(
+        !linked.contains("crl-publisher"),
+        "crl-server links the signer: {linked:?}"
+    );
+    assert_eq!(linked, set(&["pki-http", "pki-store", "pki-x509"]));
+}
+
+/// The shared HTTP hardening has no key and no database.
+#[test]
+fn the_http_layer_links_no_workspace_crate() {
+    assert_eq!(linked_workspace_crates("pki-http"), set(&[]));
+}
+
 #[test]
 fn the_scheduler_links_no_key_code() {
     assert_eq!(
         linked_workspace_crates("scheduler"),
-        set(&["pki-registration", "pki-store", "pki-x509"])
+        set(&["pki-http", "pki-registration", "pki-store", "pki-x509"])
     );
 }
 
