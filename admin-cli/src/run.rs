@@ -8,13 +8,16 @@
 //!    certificates name URLs that answer) and the demo passphrase files.
 //! 2. The demo CA ([`crate::demo::setup`]): hierarchy, sample registry and
 //!    cards, a bureau batch, activation; idempotent.
-//! 3. `ocsp-responder`, `crl-publisher run` and `pki-scheduler`, found next
-//!    to this executable, as child processes, each in its own process group
-//!    (a Ctrl-C reaches this process only), on its own 127.0.0.1 port, stdout
-//!    and stderr into `<data_dir>/logs/<name>.log`. Each child gets only the
-//!    passphrase it needs (the responder never the CA's). Once every child
-//!    has printed its `listening on http://ADDR` line, the URLs and commands
-//!    to try are printed.
+//! 3. `ocsp-responder`, `crl-publisher run` (the CRL signer, no listener),
+//!    `crl-server` (serves what the signer wrote, no key) and `pki-scheduler`,
+//!    found next to this executable, as child processes, each in its own
+//!    process group (a Ctrl-C reaches this process only), each listener on
+//!    its own 127.0.0.1 port, stdout and stderr into
+//!    `<data_dir>/logs/<name>.log`. Each child gets only the passphrase it
+//!    needs (the responder never the CA's, the CRL server none). Once every
+//!    child has printed its ready line (`listening on http://ADDR`; the
+//!    signer: `published, following changes`), the URLs and commands to try
+//!    are printed.
 //! 4. Then it waits. SIGINT or SIGTERM: SIGTERM to every child, a wait of
 //!    `--stop-timeout` seconds, SIGKILL for those still running, exit 0 when
 //!    they all stopped cleanly. A child that dies meanwhile is reported
@@ -154,11 +157,20 @@ fn sibling(exe: &Path, name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// What a service with a listener prints once bound, before its address.
+const LISTENING: &str = "listening on http://";
+/// What `crl-publisher run` (no listener) prints once it has published.
+const SIGNER_READY: &str = "crl-publisher: published, following changes";
+
 /// One service to start.
 struct Spec {
     name: &'static str,
     bin: PathBuf,
     args: Vec<String>,
+    /// The stdout line that says it is up: `listening on http://` (then
+    /// followed by its address), or another marker for a service without
+    /// a listener (the CRL signer).
+    ready: &'static str,
     /// Environment variables set (passphrases) and removed.
     set: Vec<(String, String)>,
     remove: Vec<String>,
@@ -210,7 +222,7 @@ enum Started {
     Interrupted(Child, &'static str),
 }
 
-/// Starts one service and waits for its `listening on http://` line.
+/// Starts one service and waits for its ready line (`listening on http://ADDR`).
 async fn start(
     spec: Spec,
     logs: &Path,
@@ -247,14 +259,15 @@ async fn start(
         .spawn()
         .with_context(|| format!("starting {}", spec.bin.display()))?;
     let stdout = child.stdout.take().context("no stdout")?;
+    let ready = spec.ready;
     let (tx, mut rx) = tokio::sync::oneshot::channel::<String>();
     tokio::spawn(async move {
         let mut tx = Some(tx);
         let mut lines = BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(i) = line.find("listening on http://") {
+            if let Some(i) = line.find(ready) {
                 if let Some(tx) = tx.take() {
-                    let _ = tx.send(line[i + "listening on http://".len()..].trim().to_string());
+                    let _ = tx.send(line[i + ready.len()..].trim().to_string());
                 }
             }
             let _ = writeln!(file, "{line}");
@@ -266,15 +279,15 @@ async fn start(
             Ok(addr) => Ok(Started::Up(Service { name, child, log, addr })),
             Err(_) => {
                 let status = child.wait().await?;
-                bail!("{name} exited ({status}) before listening; the end of {}:\n{}", log.display(), tail(&log, 15))
+                bail!("{name} exited ({status}) before it was ready; the end of {}:\n{}", log.display(), tail(&log, 15))
             }
         },
         status = child.wait() => {
             let status = status?;
-            bail!("{name} exited ({status}) before listening; the end of {}:\n{}", log.display(), tail(&log, 15))
+            bail!("{name} exited ({status}) before it was ready; the end of {}:\n{}", log.display(), tail(&log, 15))
         }
         _ = tokio::time::sleep(timeout) => {
-            bail!("{name} did not listen within {} s; see {}", timeout.as_secs(), log.display())
+            bail!("{name} was not ready within {} s; see {}", timeout.as_secs(), log.display())
         }
         s = signals.recv() => Ok(Started::Interrupted(child, s)),
     }
@@ -462,6 +475,7 @@ pub fn run(
     let exe = std::env::current_exe().context("locating pki-admin")?;
     let ocsp_bin = sibling(&exe, "ocsp-responder")?;
     let crl_bin = sibling(&exe, "crl-publisher")?;
+    let crl_server_bin = sibling(&exe, "crl-server")?;
     let scheduler_bin = sibling(&exe, "pki-scheduler")?;
 
     let (mut config, config_file) = match config_file(given) {
@@ -503,6 +517,7 @@ pub fn run(
             name: "ocsp-responder",
             bin: ocsp_bin,
             args: vec!["--config".into(), cfg.clone(), "--listen".into(), ocsp_addr],
+            ready: LISTENING,
             set: ocsp_pass
                 .map(|p| vec![(ocsp_env.clone(), p)])
                 .unwrap_or_default(),
@@ -511,22 +526,28 @@ pub fn run(
         Spec {
             name: "crl-publisher",
             bin: crl_bin,
-            args: vec![
-                "--config".into(),
-                cfg.clone(),
-                "run".into(),
-                "--listen".into(),
-                crl_addr,
-            ],
+            args: vec!["--config".into(), cfg.clone(), "run".into()],
+            ready: SIGNER_READY,
             set: ca_pass
                 .map(|p| vec![(ca_env.clone(), p)])
                 .unwrap_or_default(),
+            remove: vec![ca_env.clone(), ocsp_env.clone()],
+        },
+        // Started after the signer has published: it serves what the
+        // signer wrote, and holds no key (no passphrase is passed).
+        Spec {
+            name: "crl-server",
+            bin: crl_server_bin,
+            args: vec!["--config".into(), cfg.clone(), "--listen".into(), crl_addr],
+            ready: LISTENING,
+            set: Vec::new(),
             remove: vec![ca_env.clone(), ocsp_env.clone()],
         },
         Spec {
             name: "pki-scheduler",
             bin: scheduler_bin,
             args: vec!["--config".into(), cfg, "--listen".into(), scheduler_addr],
+            ready: LISTENING,
             set: Vec::new(),
             remove: vec![ca_env, ocsp_env],
         },
@@ -551,7 +572,11 @@ pub fn run(
             .await
             {
                 Ok(Started::Up(s)) => {
-                    outln!("   {name} listening on http://{}", s.addr);
+                    if s.addr.is_empty() {
+                        outln!("   {name} running (no listener)");
+                    } else {
+                        outln!("   {name} listening on http://{}", s.addr);
+                    }
                     services.push(s);
                 }
                 Ok(Started::Interrupted(child, sig)) => {
@@ -583,8 +608,8 @@ pub fn run(
             ca_dir: &made.ca_dir,
             first: made.first.as_ref(),
             ocsp: &services[0].addr,
-            crl: &services[1].addr,
-            scheduler: &services[2].addr,
+            crl: &services[2].addr,
+            scheduler: &services[3].addr,
             logs: &logs,
             today,
         });

@@ -1,6 +1,7 @@
-//! The CRLs currently served, by HTTP path, with what `/health` and the
-//! Prometheus `/metrics` report: for every CRL its number, entries, size,
-//! thisUpdate, nextUpdate, age and generation time; counters of
+//! The signer's record of the CRLs it has published, with what `/health`
+//! and the Prometheus `/metrics` of `crl-server` report from it (through
+//! the status file, [`crate::status`]): for every CRL its number, entries,
+//! size, thisUpdate, nextUpdate, age and generation time; counters of
 //! publications, superseded CRLs and errors; the change feed position.
 //!
 //! The publisher loop installs each new CRL; a CRL is only ever replaced by
@@ -9,11 +10,11 @@
 use crate::generate::Publication;
 use crate::scope::Scope;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, RwLock};
 
-/// One CRL as served.
+/// One published CRL.
 #[derive(Debug, Clone)]
 pub struct Served {
     pub scope: Scope,
@@ -21,9 +22,7 @@ pub struct Served {
     pub entries: i64,
     pub this_update: DateTime<Utc>,
     pub next_update: DateTime<Utc>,
-    pub body: bytes::Bytes,
-    /// `"<number>-<sha256 prefix>"`, quoted.
-    pub etag: String,
+    pub size_bytes: usize,
     pub generation_seconds: f64,
     pub total_seconds: f64,
 }
@@ -36,12 +35,7 @@ impl Served {
             entries: p.record.entries,
             this_update: p.record.this_update.and_utc(),
             next_update: p.record.next_update.and_utc(),
-            body: p.body.clone(),
-            etag: format!(
-                "\"{}-{}\"",
-                p.record.number,
-                &p.record.sha256[..16.min(p.record.sha256.len())]
-            ),
+            size_bytes: p.body.len(),
             generation_seconds: p.generation.as_secs_f64(),
             total_seconds: p.total.as_secs_f64(),
         }
@@ -50,7 +44,6 @@ impl Served {
 
 #[derive(Default)]
 struct Inner {
-    by_path: HashMap<String, Arc<Served>>,
     by_scope: BTreeMap<Scope, Arc<Served>>,
     expected: Vec<Scope>,
     publications: BTreeMap<&'static str, u64>,
@@ -61,7 +54,7 @@ struct Inner {
     feed_position: i64,
 }
 
-/// Shared between the publisher loop and the HTTP workers.
+/// The publisher loop's record (shared behind an `Arc`).
 #[derive(Default)]
 pub struct Catalog {
     inner: RwLock<Inner>,
@@ -89,8 +82,8 @@ impl Catalog {
         self.inner.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Serves a CRL at `paths` unless a higher number is already served.
-    pub fn install(&self, served: Served, paths: &[String]) {
+    /// Records a CRL unless a higher number is already recorded.
+    pub fn install(&self, served: Served) {
         let mut inner = self.write();
         if let Some(cur) = inner.by_scope.get(&served.scope) {
             if cur.number >= served.number {
@@ -104,15 +97,7 @@ impl Catalog {
         };
         *inner.publications.entry(kind).or_default() += 1;
         let served = Arc::new(served);
-        inner.by_scope.insert(served.scope.clone(), served.clone());
-        for p in paths {
-            inner.by_path.insert(p.clone(), served.clone());
-        }
-    }
-
-    /// The CRL served at an HTTP path.
-    pub fn get(&self, path: &str) -> Option<Arc<Served>> {
-        self.read().by_path.get(path).cloned()
+        inner.by_scope.insert(served.scope.clone(), served);
     }
 
     /// The CRL currently served for a scope.
@@ -238,7 +223,7 @@ impl Catalog {
             &mut out,
             "crl_size_bytes",
             "Size of the served CRL.",
-            &|c| c.body.len() as f64,
+            &|c| c.size_bytes as f64,
         );
         gauge(
             &mut out,

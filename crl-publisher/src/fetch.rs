@@ -9,70 +9,67 @@ use crate::scope::Kind;
 use crate::state::{self, Record};
 use der::Decode;
 use pki_store::Context;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
-/// `GET url` over plain HTTP/1.1 (CRLs are published over HTTP, CPS 2.2);
-/// the body of a 200 answer.
-pub fn http_get(url: &str) -> Result<Vec<u8>> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| CrlError::Http(format!("{url}: only http:// URLs are supported")))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let addr = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let err = |e: std::io::Error| CrlError::Http(format!("{url}: {e}"));
-    let mut s = TcpStream::connect(&addr).map_err(err)?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))
-        .map_err(err)?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/pkix-crl\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(err)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(err)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| CrlError::Http(format!("{url}: malformed HTTP answer")))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let body = raw.split_off(split + 4);
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status != "200" {
-        let line = head.lines().next().unwrap_or("").to_string();
-        return Err(CrlError::Http(format!("{url}: {line}")));
-    }
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    if chunked {
-        return dechunk(&body).ok_or_else(|| CrlError::Http(format!("{url}: bad chunked body")));
-    }
-    Ok(body)
+/// Bounds of an HTTP fetch: a publisher or mirror that does not answer, or
+/// answers without end, costs at most this much.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// To open the TCP connection.
+    pub connect: Duration,
+    /// The whole exchange, connection included.
+    pub total: Duration,
+    /// The largest body accepted.
+    pub max_bytes: u64,
 }
 
-fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = b.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&b[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        b = &b[eol + 2..];
-        if size == 0 {
-            return Some(out);
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            connect: Duration::from_secs(10),
+            total: Duration::from_secs(120),
+            max_bytes: 512 << 20,
         }
-        out.extend_from_slice(b.get(..size)?);
-        b = b.get(size + 2..)?;
     }
+}
+
+/// `GET url` over plain HTTP (CRLs are published over HTTP, CPS 2.2), with
+/// ureq: the body of a 200 answer, within `limits`.
+pub fn http_get(url: &str, limits: &HttpLimits) -> Result<Vec<u8>> {
+    if !url.starts_with("http://") {
+        return Err(CrlError::Http(format!(
+            "{url}: only http:// URLs are supported (CRLs are published over plain HTTP)"
+        )));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(limits.connect))
+        .timeout_global(Some(limits.total))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let describe = |e: ureq::Error| match e {
+        ureq::Error::Timeout(what) => CrlError::Http(format!(
+            "{url}: no complete answer within {:?} ({what})",
+            limits.total
+        )),
+        ureq::Error::BodyExceedsLimit(n) => {
+            CrlError::Http(format!("{url}: the answer is larger than {n} bytes"))
+        }
+        other => CrlError::Http(format!("{url}: {other}")),
+    };
+    let mut resp = agent
+        .get(url)
+        .header("Accept", "application/pkix-crl")
+        .call()
+        .map_err(describe)?;
+    if resp.status() != 200 {
+        return Err(CrlError::Http(format!("{url}: HTTP {}", resp.status())));
+    }
+    resp.body_mut()
+        .with_config()
+        .limit(limits.max_bytes)
+        .read_to_vec()
+        .map_err(describe)
 }
 
 /// Splits a CertificateList into (TBS bytes, signature algorithm OID, signature).
@@ -184,7 +181,7 @@ pub fn read(ca: &mut Context, record: &Record, source: &Source) -> Result<Vec<u8
             } else {
                 format!("{base}{}", crate::scope::url_path(&record.url))
             };
-            http_get(&url)?
+            http_get(&url, &HttpLimits::default())?
         }
     };
     let row = pki_store::authorities::find(&mut ca.db, &record.issuer)?;
@@ -216,4 +213,84 @@ pub fn pem(der: &[u8]) -> String {
 /// Is a record a delta?
 pub fn is_delta(r: &Record) -> bool {
     r.kind() == Kind::Delta
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    fn limits(total_ms: u64, max_bytes: u64) -> HttpLimits {
+        HttpLimits {
+            connect: Duration::from_secs(2),
+            total: Duration::from_millis(total_ms),
+            max_bytes,
+        }
+    }
+
+    /// A server on 127.0.0.1 that reads the request, then does `then`.
+    fn serve_once(then: impl FnOnce(std::net::TcpStream) + Send + 'static) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = l.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                then(s);
+            }
+        });
+        format!("http://{addr}/x.crl")
+    }
+
+    #[test]
+    fn a_server_that_never_answers_is_a_timeout_within_the_limit() {
+        let url = serve_once(|s| {
+            std::thread::sleep(Duration::from_secs(10));
+            drop(s);
+        });
+        let t = Instant::now();
+        let err = http_get(&url, &limits(800, 1 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            t.elapsed()
+        );
+        assert!(err.contains("no complete answer within"), "{err}");
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused() {
+        let url = serve_once(|mut s| {
+            let body = vec![0x30u8; 10_000];
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(&body);
+        });
+        let err = http_get(&url, &limits(5_000, 1_000))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("larger than 1000 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_good_answer_is_its_body_and_an_error_status_is_an_error() {
+        let url = serve_once(|mut s| {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+        });
+        assert_eq!(http_get(&url, &limits(5_000, 100)).unwrap(), b"abc");
+        let url = serve_once(|mut s| {
+            let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        });
+        let err = http_get(&url, &limits(5_000, 100)).unwrap_err().to_string();
+        assert!(err.contains("HTTP 404"), "{err}");
+        let err = http_get("https://example.com/x.crl", &limits(5_000, 100)).unwrap_err();
+        assert!(err.to_string().contains("only http://"), "{err}");
+    }
 }

@@ -73,8 +73,8 @@ enum DeltaBase {
 pub struct Publisher {
     /// The store: configuration, clock, database.
     pub ca: Context,
-    /// The CA keys that sign CRLs (the publisher holds them until it is
-    /// split into a signer without a listener and a server without keys).
+    /// The CA keys that sign CRLs (the signer has no listener: `crl-server`
+    /// serves what it writes and holds no key).
     keys: KeyStore,
     pub settings: Settings,
     authorities: BTreeMap<String, AuthorityRow>,
@@ -158,6 +158,21 @@ impl Publisher {
             self.signers.insert(name.to_string(), opened);
         }
         Ok(())
+    }
+
+    /// Every authority's name and certificate serial (for its `.cer` file).
+    pub fn certificates(&self) -> Vec<(String, String)> {
+        self.authorities
+            .values()
+            .map(|a| (a.name.clone(), a.certificate_serial.clone()))
+            .collect()
+    }
+
+    /// Writes the CA certificates (`<name>.cer`) into the publication directory.
+    pub fn publish_certificates(&mut self) -> Result<usize> {
+        let list = self.certificates();
+        let out_dir = self.settings.out_dir.clone();
+        crate::ca_certs::publish(&mut self.ca.db, &out_dir, &list)
     }
 
     /// The root's name.

@@ -4,8 +4,10 @@
 //! partition (`[crl] partitions` of `pki.toml`, one by default), each with a
 //! delta CRL; for the root it publishes the authority revocation list (ARL)
 //! of the issuing CA certificates. They are written atomically into a
-//! directory that a web server or CDN can mirror, and served over HTTP on the
-//! paths written into the certificates' CRL distribution points.
+//! publication directory, with the CA certificates (`<ca>.cer`, the
+//! caIssuers files); `crl-server` (a separate binary that opens no key)
+//! serves that directory over HTTP on the paths written into the
+//! certificates, and a web server or CDN can mirror it.
 //!
 //! ## What a CRL contains
 //! * version 2, the issuer's subject byte for byte, `thisUpdate`,
@@ -39,9 +41,10 @@
 //! | [`generate`] | builds and signs complete and delta CRLs ([`Publisher`]; opens the CA keys) |
 //! | [`publish`] | atomic file publication and the database record |
 //! | [`schedule`] | settings, durations, cron schedule and debouncing |
-//! | [`catalog`] | the CRLs currently served, health and Prometheus metrics |
+//! | [`catalog`] | the CRLs published by this process, health and Prometheus metrics |
+//! | [`status`] | the status file `crl-server` reads for `/health` and `/metrics` |
+//! | [`ca_certs`] | the CA certificates (`<ca>.cer`) in the publication directory |
 //! | [`service`] | the publisher loop: change feed ([`service::Service::tick`]), schedule, jobs |
-//! | `http` (feature `server`) | the actix-web server |
 //! | [`fetch`] | reading the current CRLs back (files or HTTP) and checking their signature, for `pki-admin crl` |
 //! | [`error`] | [`CrlError`] |
 //!
@@ -56,20 +59,20 @@
 //! publishers started by mistake never publish the same number, and never
 //! replace a CRL by an older one.
 
+pub mod ca_certs;
 pub mod catalog;
 pub mod encode;
 pub mod entries;
 pub mod error;
 pub mod fetch;
 pub mod generate;
-#[cfg(feature = "server")]
-pub mod http;
 pub mod publish;
 pub mod scan;
 pub mod schedule;
 pub mod scope;
 pub mod service;
 pub mod state;
+pub mod status;
 
 pub use error::{CrlError, Result};
 pub use generate::Publisher;

@@ -1,9 +1,16 @@
-//! `crl-publisher`: publishes the CRLs of the national eID CA.
+//! `crl-publisher`: the CRL signer of the national eID CA. It has no
+//! listener: it writes the CRLs and the CA certificates into the
+//! publication directory, which `crl-server` (no key) serves over HTTP.
 //!
 //! ```text
-//! crl-publisher [OPTIONS] run       # publish everything, then serve over HTTP and follow changes
+//! crl-publisher [OPTIONS] run       # publish everything, then follow changes and the schedule
 //! crl-publisher [OPTIONS] publish   # publish once (all scopes, or --issuer/--partition) and exit
 //! ```
+//!
+//! `run` prints `crl-publisher: published, following changes` on stdout once
+//! every CRL has been published; SIGINT or SIGTERM stop it after the job
+//! under way, exit 0 (a kill cut short leaves the old file whole and skips
+//! at most a CRL number).
 //!
 //! `pki.toml` (`--config`, env `PKI_CONFIG`, else `./pki.toml` when present)
 //! gives the database, the keys (passphrase from `PKI_CA_PASSPHRASE` or
@@ -23,12 +30,12 @@ use crl_publisher::catalog::Catalog;
 use crl_publisher::generate::Published;
 use crl_publisher::schedule::{parse_duration, Schedule};
 use crl_publisher::service::Service;
-use crl_publisher::{http, Publisher, Scope, Settings};
+use crl_publisher::{Publisher, Scope, Settings};
 use pki_store::config::Config;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -80,7 +87,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Publish every CRL, then serve them over HTTP and keep them current.
+    /// Publish every CRL, then keep them current (no listener: `crl-server` serves them).
     Run(RunArgs),
     /// Publish once and exit.
     Publish(PublishArgs),
@@ -88,9 +95,6 @@ enum Command {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Address to serve HTTP on (port 0: any free port; the address is printed).
-    #[arg(long, env = "CRL_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: String,
     /// When complete CRLs are regenerated: a 6-field cron expression (seconds
     /// first, UTC) or an interval such as 6h (at most six hours apart).
     #[arg(long, env = "CRL_SCHEDULE", default_value = "0 0 */6 * * *")]
@@ -113,9 +117,6 @@ struct RunArgs {
     /// How often the change feed is read.
     #[arg(long, env = "CRL_POLL", default_value = "2s")]
     poll: String,
-    /// HTTP worker threads.
-    #[arg(long, env = "CRL_HTTP_WORKERS", default_value_t = 2)]
-    workers: usize,
 }
 
 #[derive(Args)]
@@ -218,6 +219,7 @@ fn publish_once(mut publisher: Publisher, args: &PublishArgs) -> anyhow::Result<
     for issuer in &args.issuer {
         publisher.authority(issuer)?;
     }
+    publisher.publish_certificates()?;
     let scopes: Vec<Scope> = publisher
         .scopes()
         .into_iter()
@@ -246,9 +248,7 @@ fn publish_once(mut publisher: Publisher, args: &PublishArgs) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(publisher: Publisher, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let clock = publisher.ca.clock.clone();
-    let stale_after = publisher.settings.poll * 10 + chrono::Duration::seconds(60);
+fn follow(publisher: Publisher) -> anyhow::Result<ExitCode> {
     log::info!(
         "publishing into {} ({} partition(s) per issuing CA, complete CRLs {}, deltas {})",
         publisher.settings.out_dir.display(),
@@ -260,32 +260,17 @@ fn serve(publisher: Publisher, args: &RunArgs) -> anyhow::Result<ExitCode> {
             "off"
         }
     );
-    let catalog = Catalog::new();
-    let service = Service::start(publisher, catalog.clone())?;
     let stop = Arc::new(AtomicBool::new(false));
-    let worker = {
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name("crl-publisher".into())
-            .spawn(move || service.run(stop))?
-    };
-    let state = http::AppState {
-        catalog,
-        clock,
-        stale_after,
-    };
-    let result = actix_web::rt::System::new().block_on(async {
-        let (server, addrs) = http::server(&args.listen, state, args.workers.max(1))
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        for a in &addrs {
-            println!("crl-publisher: listening on http://{a}");
-        }
-        let _ = std::io::stdout().flush();
-        server.await.context("HTTP server")
-    });
-    stop.store(true, Ordering::Relaxed);
-    let _ = worker.join();
-    result.map(|_| ExitCode::SUCCESS)
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .context("installing the SIGINT/SIGTERM handlers")?;
+    }
+    let service = Service::start(publisher, Catalog::new())?;
+    println!("crl-publisher: published, following changes");
+    let _ = std::io::stdout().flush();
+    service.run(stop);
+    log::info!("stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -300,7 +285,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let publisher = Publisher::open(ca, keys, settings)?;
     match &cli.command {
         Command::Publish(args) => publish_once(publisher, args),
-        Command::Run(args) => serve(publisher, args),
+        Command::Run(_) => follow(publisher),
     }
 }
 

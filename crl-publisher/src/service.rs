@@ -1,13 +1,15 @@
-//! The publisher loop of `crl-publisher run`.
+//! The publisher loop of `crl-publisher run` (the signer: no listener).
 //!
-//! At start it publishes a complete CRL (and its delta) for every scope.
+//! At start it publishes the CA certificates and a complete CRL (and its
+//! delta) for every scope.
 //! Then, every `poll`: it reads the change feed (audit records after its
 //! position), maps each changed certificate to its scope (issuer and the
 //! partition fixed at issuance) and marks that scope changed; asks the
 //! [`Scheduler`] what is due (debounced deltas and complete CRLs of the
 //! touched partitions only, the scheduled complete CRLs, the periodic
 //! deltas, the ARL when half its validity has passed); runs those jobs and
-//! installs the results in the [`Catalog`] that the HTTP server reads.
+//! records the results in the [`Catalog`], whose health and metrics it
+//! writes into the status file that `crl-server` reads ([`crate::status`]).
 //! A failed job is logged, counted, and retried after the debounce.
 
 use crate::catalog::{Catalog, Served};
@@ -46,6 +48,8 @@ pub struct Service {
     catalog: Arc<Catalog>,
     scheduler: Scheduler,
     feed: i64,
+    /// The server calls the signer stale after this long without a pass.
+    stale_after: chrono::Duration,
 }
 
 impl Service {
@@ -54,17 +58,35 @@ impl Service {
         let feed = pki_store::feed::position(&mut publisher.ca.db)?;
         let scopes = publisher.scopes();
         catalog.set_expected(scopes.clone(), publisher.settings.deltas);
+        publisher.publish_certificates()?;
+        let stale_after = publisher.settings.poll * 10 + chrono::Duration::seconds(60);
         let mut service = Service {
             scheduler: Scheduler::new(&publisher.settings, publisher.ca.clock.now()),
             publisher,
             catalog,
             feed,
+            stale_after,
         };
         for scope in scopes {
             service.run_job(Job::Complete(scope))?;
         }
-        service.catalog.tick(service.publisher.ca.clock.now(), feed);
+        let now = service.publisher.ca.clock.now();
+        service.catalog.tick(now, feed);
+        service.write_status(now);
         Ok(service)
+    }
+
+    /// Rewrites the status file for `crl-server` (a failure is logged and counted).
+    fn write_status(&self, now: chrono::DateTime<chrono::Utc>) {
+        if let Err(e) = crate::status::write(
+            &self.publisher.settings.out_dir,
+            &self.catalog,
+            now,
+            self.stale_after,
+        ) {
+            log::error!("{e}");
+            self.catalog.error(e.to_string());
+        }
     }
 
     fn install(&self, published: Vec<Published>) {
@@ -72,13 +94,7 @@ impl Service {
             log(&p);
             match &p {
                 Published::Done(publication) => {
-                    let config = &self.publisher.ca.config;
-                    let paths = vec![
-                        publication.scope.http_path(config),
-                        format!("/{}", publication.scope.file_name(config)),
-                    ];
-                    self.catalog
-                        .install(Served::from_publication(publication), &paths);
+                    self.catalog.install(Served::from_publication(publication))
                 }
                 Published::Superseded { .. } => self.catalog.superseded(),
             }
@@ -116,6 +132,7 @@ impl Service {
             }
             if authorities_changed {
                 self.publisher.reload_authorities()?;
+                self.publisher.publish_certificates()?;
                 let scopes = self.publisher.scopes();
                 self.catalog
                     .set_expected(scopes, self.publisher.settings.deltas);
@@ -176,6 +193,7 @@ impl Service {
             }
         }
         self.catalog.tick(now, self.feed);
+        self.write_status(now);
         Ok(())
     }
 

@@ -14,7 +14,6 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 fn run(settings: Settings) -> anyhow::Result<()> {
     settings.validate().map_err(anyhow::Error::msg)?;
@@ -61,24 +60,26 @@ fn run(settings: Settings) -> anyhow::Result<()> {
     let workers = settings
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let timeout = settings.request_timeout;
+    let limits = settings
+        .http
+        .limits(
+            settings.request_timeout,
+            settings.max_request_bytes as u64,
+            workers,
+        )
+        .map_err(anyhow::Error::msg)?;
     let result = actix_web::rt::System::new().block_on(async move {
-        let server = actix_web::HttpServer::new(move || {
+        let server = pki_http::serve(listener, &limits, pki_http::Signals::Server, move || {
             actix_web::App::new().configure(http::configure(state.clone()))
-        })
-        .workers(workers)
-        .client_request_timeout(timeout)
-        .client_disconnect_timeout(Duration::from_secs(1))
-        .keep_alive(Duration::from_secs(30))
-        .shutdown_timeout(5)
-        .listen(listener)?
-        .run();
+        })?;
         println!("listening on http://{addr}");
         let _ = std::io::stdout().flush();
         log::info!(
-            "serving OCSP on http://{addr} ({workers} workers, nonce {}, presigned {:?})",
+            "serving OCSP on http://{addr} ({workers} workers, nonce {}, presigned {:?}; at most {} connections, {} per client)",
             if settings.nonce { "on" } else { "off" },
-            settings.presign
+            settings.presign,
+            limits.max_connections,
+            limits.max_connections_per_client,
         );
         server.await
     });

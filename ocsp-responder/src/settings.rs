@@ -89,6 +89,11 @@ pub struct Settings {
     /// read by the SLA report). Default: `<hostname>-<pid>`.
     #[arg(long, env = "OCSP_INSTANCE")]
     pub instance: Option<String>,
+
+    /// Connection caps, keep-alive, write stalls (`--http-*`, shared by the
+    /// CA's HTTP services: `pki_http::HttpArgs`).
+    #[command(flatten)]
+    pub http: pki_http::HttpArgs,
 }
 
 impl Settings {

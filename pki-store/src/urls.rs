@@ -22,3 +22,10 @@ pub fn ca_issuers_url(config: &Config, ca_name: &str) -> String {
         config.urls.ca_issuers_base.trim_end_matches('/')
     )
 }
+
+/// The CRL signer's status in the publication directory (a dot file: never
+/// served, skipped by mirrors that skip dot files). `crl-publisher run`
+/// rewrites it every pass: when it ran (`written_at`), how late is too late
+/// (`stale_after_seconds`), its health (`ok`, `health`) and its Prometheus
+/// text (`metrics`); `crl-server` reads it for `/health` and `/metrics`.
+pub const SIGNER_STATUS_FILE: &str = ".signer-status.json";

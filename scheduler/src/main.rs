@@ -39,6 +39,9 @@ struct Cli {
     /// 127.0.0.1:8083; port 0: any free port, printed at start).
     #[arg(long, env = "SCHEDULER_LISTEN")]
     listen: Option<String>,
+    /// Connection caps, keep-alive, write stalls (`pki_http::HttpArgs`).
+    #[command(flatten)]
+    http: pki_http::HttpArgs,
     /// Log level: error, warn, info, debug.
     #[arg(long, global = true, env = "SCHEDULER_LOG", default_value = "info")]
     log_level: String,
@@ -154,7 +157,11 @@ impl Signals {
     }
 }
 
-async fn serve(runner: Arc<Runner>, listen: String) -> anyhow::Result<()> {
+async fn serve(
+    runner: Arc<Runner>,
+    listen: String,
+    limits: pki_http::Limits,
+) -> anyhow::Result<()> {
     let mut signals = Signals::new()?;
     let jobs = cron_jobs(&runner)?;
     let listener = std::net::TcpListener::bind(&listen)
@@ -170,15 +177,9 @@ async fn serve(runner: Arc<Runner>, listen: String) -> anyhow::Result<()> {
         runner: runner.clone(),
         db: DbProbe::new(&runner.config().database_url()),
     });
-    let server = actix_web::HttpServer::new(move || {
+    let server = pki_http::serve(listener, &limits, pki_http::Signals::Caller, move || {
         actix_web::App::new().configure(server::configure(state.clone()))
-    })
-    .workers(2)
-    .disable_signals()
-    .shutdown_timeout(5)
-    .client_request_timeout(Duration::from_secs(5))
-    .listen(listener)?
-    .run();
+    })?;
     let handle = server.handle();
     let http = tokio::spawn(server);
     scheduler
@@ -249,6 +250,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pki_store::storage::redact(&config.database_url())
         )
     })?;
+    // /health and /metrics take no body; two workers; 5 s per request.
+    let limits = cli
+        .http
+        .limits(Duration::from_secs(5), 0, 2)
+        .map_err(anyhow::Error::msg)?;
     let runner = Arc::new(Runner::new(config, clock));
     match cli.command {
         Some(Command::RunOnce { job }) => Ok(run_once(&runner, job)),
@@ -258,7 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting the runtime")?;
-            rt.block_on(serve(runner, listen))?;
+            rt.block_on(serve(runner, listen, limits))?;
             Ok(ExitCode::SUCCESS)
         }
     }

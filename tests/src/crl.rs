@@ -1,4 +1,5 @@
-//! CRLs: running the real `crl-publisher` binary, reading its CRLs with
+//! CRLs: running the real `crl-publisher` (signer) and `crl-server`
+//! binaries, reading the CRLs with
 //! `openssl crl`, verifying chains against them with `openssl verify`,
 //! linting them with pkilint's `lint_crl`, and a small HTTP client for the
 //! publisher's server.
@@ -11,6 +12,11 @@ use crate::*;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+
+/// The `crl-server` binary under test (`CRL_SERVER_BIN`, else next to `pki-admin`).
+pub fn crl_server_bin() -> PathBuf {
+    workspace_bin("crl-server", "CRL_SERVER_BIN", "crl-server")
+}
 
 /// The `crl-publisher` binary under test.
 pub fn crl_publisher_bin() -> PathBuf {
@@ -44,6 +50,25 @@ impl TestEnv {
             .env("PKI_DATABASE_URL", self.role_url("crl_signer"))
             .env("PKI_CA_PASSPHRASE", PASSPHRASE)
             .arg("--out-dir")
+            .arg(self.crl_dir())
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// A `crl-server --dir <tmp>/crl ARGS` command in this environment: no
+    /// passphrase (it opens no key), only the configuration for the URL paths.
+    pub fn crl_server(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(crl_server_bin());
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if k.starts_with("PKI_") || k.starts_with("CRL_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.current_dir(self.dir())
+            .env("PKI_CONFIG", self.config_path())
+            .arg("--dir")
             .arg(self.crl_dir())
             .args(args)
             .stdin(Stdio::null());

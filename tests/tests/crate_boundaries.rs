@@ -41,7 +41,7 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 fn the_ocsp_responder_links_the_store_and_the_keys_but_not_the_ca() {
     assert_eq!(
         linked_workspace_crates("ocsp-responder"),
-        set(&["pki-keys", "pki-store", "pki-x509"])
+        set(&["pki-http", "pki-keys", "pki-store", "pki-x509"])
     );
 }
 
@@ -53,6 +53,28 @@ fn the_crl_publisher_links_the_store_and_the_keys_but_not_the_ca() {
     );
 }
 
+/// The process that faces the network for CRLs and CA certificates does
+/// not contain the key code: no CA key can be opened in it.
+#[test]
+fn the_crl_server_links_no_key_code() {
+    let linked = linked_workspace_crates("crl-server");
+    assert!(
+        !linked.contains("pki-keys"),
+        "crl-server links pki-keys: {linked:?}"
+    );
+    assert!(
+        !linked.contains("crl-publisher"),
+        "crl-server links the signer: {linked:?}"
+    );
+    assert_eq!(linked, set(&["pki-http", "pki-store", "pki-x509"]));
+}
+
+/// The shared HTTP hardening has no key and no database.
+#[test]
+fn the_http_layer_links_no_workspace_crate() {
+    assert_eq!(linked_workspace_crates("pki-http"), set(&[]));
+}
+
 /// The scheduler links the key code for the audit key only (its one
 /// `KeyStore` is built in `scheduler/src/audit_checkpoint.rs`, of
 /// `KeyPurpose::Audit`), never the CA.
@@ -61,7 +83,7 @@ fn the_scheduler_links_the_keys_for_the_audit_key_but_not_the_ca() {
     let linked = linked_workspace_crates("scheduler");
     assert_eq!(
         linked,
-        set(&["pki-keys", "pki-registration", "pki-store", "pki-x509"])
+        set(&["pki-http", "pki-keys", "pki-registration", "pki-store", "pki-x509"])
     );
     assert!(!linked.contains("ca-core"));
 }

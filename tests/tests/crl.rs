@@ -621,43 +621,122 @@ fn expired_certificates_leave_the_crl_after_one_more_publication(env: &TestEnv) 
     without.lint("CRL");
 }
 
-/// Reads the child's stdout until `listening on http://ADDR`.
-fn wait_listening(child: &mut Child) -> String {
+/// The caIssuers URL in `cert` (PEM) read by openssl, fetched with curl from
+/// the server at `addr` (same path): must be `application/pkix-cert` DER;
+/// returned as a PEM file.
+fn fetch_ca_issuer(env: &TestEnv, addr: &str, cert: &Path, name: &str) -> PathBuf {
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "authorityInfoAccess", "-in"])
+        .arg(cert)
+        .output()
+        .unwrap();
+    let text = stdout_str(&out);
+    let url = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CA Issuers - URI:"))
+        .unwrap_or_else(|| panic!("no caIssuers in {}:\n{text}", cert.display()))
+        .to_string();
+    let local = format!("http://{addr}{}", url_path_of(&url));
+    let der = env.path(&format!("certs/{name}-{}.der", unique_suffix()));
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--max-time",
+            "10",
+            "-w",
+            "%{content_type}",
+            "-o",
+        ])
+        .arg(&der)
+        .arg(&local)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        describe(&format!("curl {local} ({url})"), &out)
+    );
+    assert_eq!(stdout_str(&out).trim(), "application/pkix-cert", "{local}");
+    let pem = der.with_extension("pem");
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-in"])
+        .arg(&der)
+        .arg("-out")
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        describe("openssl x509 -inform DER", &out)
+    );
+    pem
+}
+
+/// Reads the child's stdout until a line containing `marker`; returns what
+/// follows it on that line.
+fn wait_for(child: &mut Child, marker: &'static str, what: &str) -> String {
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(addr.trim().to_string());
+            if let Some(rest) = line.split(marker).nth(1) {
+                let _ = tx.send(rest.trim().to_string());
             }
         }
     });
     rx.recv_timeout(StdDuration::from_secs(120))
-        .expect("crl-publisher did not start listening within 120 s")
+        .unwrap_or_else(|_| panic!("{what} did not print {marker:?} within 120 s"))
 }
 
-/// Kills the publisher when the test ends, however it ends.
-struct Running(Child);
+/// Kills the signer and the server when the test ends, however it ends.
+struct Running {
+    signer: Child,
+    server: Option<Child>,
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        for c in std::iter::once(&mut self.signer).chain(self.server.as_mut()) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
+/// `crl-publisher run` (the signer, no listener) until it has published
+/// everything, then `crl-server` on its directory: returns both and the
+/// server's address.
 fn start_publisher(env: &TestEnv, extra: &[&str]) -> (Running, String) {
-    let mut args = vec!["run", "--listen", "127.0.0.1:0"];
+    let mut args = vec!["run"];
     args.extend_from_slice(extra);
     let log = std::fs::File::create(env.path("publisher.log")).unwrap();
-    let mut child = env
+    let mut signer = env
         .crl_publisher(&args)
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
         .expect("start crl-publisher run");
-    let addr = wait_listening(&mut child);
-    (Running(child), addr)
+    wait_for(
+        &mut signer,
+        "crl-publisher: published, following changes",
+        "crl-publisher run",
+    );
+    let mut running = Running {
+        signer,
+        server: None,
+    };
+    let log = std::fs::File::create(env.path("crl-server.log")).unwrap();
+    let mut server = env
+        .crl_server(&["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("start crl-server");
+    let addr = wait_for(&mut server, "listening on http://", "crl-server");
+    running.server = Some(server);
+    (running, addr)
 }
 
 fn crl_numbers_only_increase(env: &TestEnv) {
@@ -700,8 +779,8 @@ fn crl_numbers_only_increase(env: &TestEnv) {
 
     // kill -9 of a running publisher, then a restart.
     let (mut running, _addr) = start_publisher(env, &[]);
-    running.0.kill().unwrap();
-    running.0.wait().unwrap();
+    running.signer.kill().unwrap();
+    running.signer.wait().unwrap();
     let restarted = env.publish_crls(&scope);
     let n4 = restarted[0]["number"].as_u64().unwrap();
     assert!(n4 > n3, "after kill -9 and restart: {n4} <= {n3}");
@@ -878,6 +957,43 @@ fn the_publisher_serves_crls_and_follows_changes(env: &TestEnv) {
         "issuer=\"root\",partition=\"0\",kind=\"arl\""
     )
     .is_some());
+
+    // The server's own view of the files, and how old the signer's status is.
+    assert!(
+        metric(
+            &metrics,
+            "crl_served_number",
+            "file=\"identity-card-ca.crl\""
+        )
+        .is_some(),
+        "crl_served_number missing:\n{metrics}"
+    );
+    let age: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("crl_signer_status_age_seconds "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("crl_signer_status_age_seconds missing:\n{metrics}"));
+    assert!((0.0..30.0).contains(&age), "signer status {age} s old");
+
+    // caIssuers: the issuing CA's certificate at the URL written in the card
+    // certificate, then the root's at the URL written in that one, fetched
+    // with curl from the server; openssl verifies the card against them.
+    let issuing = fetch_ca_issuer(env, &addr, &certs[0].leaf, "issuing");
+    let root = fetch_ca_issuer(env, &addr, &issuing, "root");
+    let out = std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&root)
+        .arg("-untrusted")
+        .arg(&issuing)
+        .arg(&certs[0].leaf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && stdout_str(&out).contains(": OK"),
+        "{}",
+        describe("openssl verify against the caIssuers certificates", &out)
+    );
 
     // A revocation: the delta of its partition within a minute, then the
     // complete CRL of that partition; the other partition is not touched.

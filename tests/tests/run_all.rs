@@ -1,5 +1,6 @@
 //! `pki-admin run`, the whole system in one command, end to end: the real
-//! binary starts the demo CA and then `ocsp-responder`, `crl-publisher` and
+//! binary starts the demo CA and then `ocsp-responder`, `crl-publisher` (the
+//! CRL signer), `crl-server` and
 //! `pki-scheduler` as child processes; the test waits for the URLs it
 //! prints, talks to each service over HTTP on 127.0.0.1, asks the OCSP
 //! responder with `openssl ocsp`, fetches a CRL, sends SIGINT, and checks
@@ -225,12 +226,20 @@ fn start(mut cmd: Command, cwd: &Path) -> Running {
     std::thread::spawn(move || while rx.recv().is_ok() {});
     running.children = children_of(running.child.id());
     let names: Vec<&str> = running.children.iter().map(|(_, c)| c.as_str()).collect();
-    for service in ["ocsp-responder", "crl-publisher", "pki-scheduler"] {
+    for service in [
+        "ocsp-responder",
+        "crl-publisher",
+        "crl-server",
+        "pki-scheduler",
+    ] {
         assert!(
             names.iter().any(|n| service.starts_with(*n)),
             "{service} is not a child of pki-admin run: {names:?}\n{}",
             running.shown()
         );
+    }
+    // The CRL signer has no listener; the others print their URL.
+    for service in ["ocsp-responder", "crl-server", "pki-scheduler"] {
         assert!(
             running.addrs.iter().any(|(n, _)| n == service),
             "no URL printed for {service}\n{}",
@@ -258,7 +267,7 @@ fn get_ok(r: &Running, addr: &str, path: &str) -> HttpReply {
 /// The three `/health` answer 200.
 #[track_caller]
 fn all_healthy(r: &Running) {
-    for name in ["ocsp-responder", "crl-publisher", "pki-scheduler"] {
+    for name in ["ocsp-responder", "crl-server", "pki-scheduler"] {
         let addr = r.addr(name).to_string();
         let deadline = Instant::now() + StdDuration::from_secs(60);
         loop {
@@ -410,7 +419,7 @@ fn run_all_on_the_embedded_default() {
     ]);
     let mut r = start(cmd, &cwd);
     assert_eq!(r.addr("ocsp-responder"), format!("127.0.0.1:{ocsp}"));
-    assert_eq!(r.addr("crl-publisher"), format!("127.0.0.1:{crl}"));
+    assert_eq!(r.addr("crl-server"), format!("127.0.0.1:{crl}"));
     assert_eq!(r.addr("pki-scheduler"), format!("127.0.0.1:{sched}"));
     assert!(cwd.join("pki-data/pki.toml").exists(), "{}", r.shown());
     all_healthy(&r);
@@ -507,7 +516,7 @@ fn run_all_on_the_embedded_default() {
     // Again: the same configuration and CA, the same ports.
     let mut again = start(run_command(&["--holders", "4"]), &cwd);
     assert_eq!(again.addr("ocsp-responder"), format!("127.0.0.1:{ocsp}"));
-    assert_eq!(again.addr("crl-publisher"), format!("127.0.0.1:{crl}"));
+    assert_eq!(again.addr("crl-server"), format!("127.0.0.1:{crl}"));
     assert!(
         again
             .lines
@@ -539,7 +548,7 @@ fn run_all_on_a_configured_database(env: &TestEnv) {
     let mut r = start(cmd, env.dir());
     all_healthy(&r);
     let ocsp = r.addr("ocsp-responder").to_string();
-    let crl = r.addr("crl-publisher").to_string();
+    let crl = r.addr("crl-server").to_string();
     let sched = r.addr("pki-scheduler").to_string();
 
     // The demo certificate the hints show, asked at the printed URL.

@@ -22,7 +22,7 @@ pub struct Args {
     /// subdirectory is emptied first.
     #[arg(long, default_value = "target/lifecycle-bench")]
     pub dir: PathBuf,
-    /// Where ocsp-responder, crl-publisher and pki-scheduler are (default:
+    /// Where ocsp-responder, crl-publisher, crl-server and pki-scheduler are (default:
     /// this binary's directory, i.e. target/release).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,

@@ -19,8 +19,8 @@
 //! * nationals (town hall) with identity cards, for the `card-lost` wave
 //!   (identity-card CA).
 //!
-//! Then `ocsp-responder`, `crl-publisher run` and `pki-scheduler` are
-//! started from the release directory (defaults of each, except the
+//! Then `ocsp-responder`, `crl-publisher run` (the CRL signer), `crl-server`
+//! and `pki-scheduler` are started from the release directory (defaults of each, except the
 //! scheduler's `requests_cron` / `sla_cron`, set in pki.toml), each waited
 //! for until it listens and has loaded or published everything.
 //!
@@ -137,7 +137,7 @@ fn run(args: &Args, backend: &str, database_url: &str, workdir: &Workdir) -> any
     let mut services = Services::start(&bin_dir, workdir)?;
     let ready = services.wait_ready(&mut ca, 2 * args.population)?;
     eprintln!(
-        "services: ocsp-responder on {}, crl-publisher on {}, pki-scheduler on {}; ready after {ready:.1} s more",
+        "services: ocsp-responder on {}, crl-server on {}, pki-scheduler on {}; ready after {ready:.1} s more",
         services.ocsp.addr, services.crl.addr, services.scheduler.addr
     );
     let services_start = services.started(ready);

@@ -43,9 +43,10 @@ pub fn print_summary(out: &Value) {
     }
     let peak = |name: &str| out["stopped"][name]["memory"]["peak_rss_mib"].to_string();
     eprintln!(
-        "peak RSS (MiB): ocsp-responder {}, crl-publisher {}, pki-scheduler {}, this process {}",
+        "peak RSS (MiB): ocsp-responder {}, crl-publisher {}, crl-server {}, pki-scheduler {}, this process {}",
         peak("ocsp-responder"),
         peak("crl-publisher"),
+        peak("crl-server"),
         peak("pki-scheduler"),
         out["bench_process_peak_rss_mib"]
     );

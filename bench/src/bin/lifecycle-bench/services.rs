@@ -1,5 +1,6 @@
-//! The real services, ocsp-responder, `crl-publisher run` and
-//! pki-scheduler: finding their binaries, starting each until it listens,
+//! The real services, ocsp-responder, `crl-publisher run` (the CRL signer,
+//! no listener), crl-server and pki-scheduler: finding their binaries,
+//! starting each until it is ready (listens; the signer: has published),
 //! waiting until they have loaded or published everything, watching that
 //! they stay up, their memory, and stopping them (SIGTERM).
 
@@ -16,7 +17,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BINARIES: [&str; 3] = ["ocsp-responder", "crl-publisher", "pki-scheduler"];
+const BINARIES: [&str; 4] = [
+    "ocsp-responder",
+    "crl-publisher",
+    "crl-server",
+    "pki-scheduler",
+];
+/// What a service with a listener prints once bound, before its address.
+const LISTENING: &str = "listening on http://";
+/// What `crl-publisher run` prints once it has published everything.
+const SIGNER_READY: &str = "crl-publisher: published, following changes";
 
 /// Where the services' binaries are: `--bin-dir`, or this binary's
 /// directory (i.e. target/release); each must be there.
@@ -31,7 +41,7 @@ pub fn bin_dir(arg: Option<&Path>) -> anyhow::Result<PathBuf> {
     for b in BINARIES {
         ensure!(
             bin_dir.join(b).is_file(),
-            "{} missing: cargo build --release -p ocsp-responder -p crl-publisher -p scheduler",
+            "{} missing: cargo build --release -p ocsp-responder -p crl-publisher -p crl-server -p scheduler",
             bin_dir.join(b).display()
         );
     }
@@ -51,13 +61,14 @@ pub struct Service {
 impl Service {
     /// Starts `bin_dir/name` with `args` and only `env` (besides PATH,
     /// HOME...: every PKI_/OCSP_/CRL_/SCHEDULER_ variable is removed), and
-    /// waits for its `listening on http://ADDR` line.
+    /// waits for its `ready` line (`listening on http://ADDR`: the address).
     fn start(
         name: &'static str,
         bin_dir: &Path,
         args: &[&str],
         env: &[(&str, &str)],
         dir: &Path,
+        ready: &str,
     ) -> anyhow::Result<Service> {
         let bin = bin_dir.join(name);
         let log = dir.join(format!("{name}.log"));
@@ -108,7 +119,7 @@ impl Service {
         loop {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(line) => {
-                    if let Some((_, rest)) = line.split_once("listening on http://") {
+                    if let Some((_, rest)) = line.split_once(ready) {
                         service.addr = rest.trim().to_string();
                         break;
                     }
@@ -117,12 +128,12 @@ impl Service {
                     if let Ok(Some(status)) = service.child.try_wait() {
                         service.running = false;
                         bail!(
-                            "{name} exited ({status}) before listening:\n{}",
+                            "{name} exited ({status}) before it was ready:\n{}",
                             service.log_tail()
                         );
                     }
                 }
-                Err(_) => bail!("{name} did not print its address:\n{}", service.log_tail()),
+                Err(_) => bail!("{name} did not print {ready:?}:\n{}", service.log_tail()),
             }
         }
         service.started_seconds = t.elapsed().as_secs_f64();
@@ -195,19 +206,22 @@ impl Drop for Service {
 
 pub struct Services {
     pub ocsp: Service,
+    /// `crl-publisher run`: signs and writes the CRLs (no listener).
+    pub signer: Service,
+    /// `crl-server`: serves what the signer wrote.
     pub crl: Service,
     pub scheduler: Service,
 }
 
 impl Services {
-    /// Starts the three (the defaults of each, listening on a free port of
+    /// Starts the four (the defaults of each, listening on a free port of
     /// 127.0.0.1; the scheduler's crons are in pki.toml), in `workdir.dir`.
     pub fn start(bin_dir: &Path, workdir: &Workdir) -> anyhow::Result<Services> {
         let config = workdir.config.display().to_string();
         let crl_dir = workdir.crl_dir.display().to_string();
         let listen = "127.0.0.1:0";
         let dir = &workdir.dir;
-        let [ocsp, crl, scheduler] = BINARIES;
+        let [ocsp, signer, crl, scheduler] = BINARIES;
         Ok(Services {
             ocsp: Service::start(
                 ocsp,
@@ -215,32 +229,46 @@ impl Services {
                 &["--config", &config, "--listen", listen],
                 &[("PKI_OCSP_PASSPHRASE", OCSP_PASSPHRASE)],
                 dir,
+                LISTENING,
+            )?,
+            signer: Service::start(
+                signer,
+                bin_dir,
+                &["--config", &config, "--out-dir", &crl_dir, "run"],
+                &[("PKI_CA_PASSPHRASE", CA_PASSPHRASE)],
+                dir,
+                SIGNER_READY,
             )?,
             crl: Service::start(
                 crl,
                 bin_dir,
-                &[
-                    "--config",
-                    &config,
-                    "--out-dir",
-                    &crl_dir,
-                    "run",
-                    "--listen",
-                    listen,
-                ],
-                &[("PKI_CA_PASSPHRASE", CA_PASSPHRASE)],
+                &["--config", &config, "--dir", &crl_dir, "--listen", listen],
+                &[],
                 dir,
+                LISTENING,
             )?,
-            scheduler: Service::start(scheduler, bin_dir, &["--config", &config], &[], dir)?,
+            scheduler: Service::start(
+                scheduler,
+                bin_dir,
+                &["--config", &config],
+                &[],
+                dir,
+                LISTENING,
+            )?,
         })
     }
 
-    fn each(&self) -> [&Service; 3] {
-        [&self.ocsp, &self.crl, &self.scheduler]
+    fn each(&self) -> [&Service; 4] {
+        [&self.ocsp, &self.signer, &self.crl, &self.scheduler]
     }
 
-    fn each_mut(&mut self) -> [&mut Service; 3] {
-        [&mut self.ocsp, &mut self.crl, &mut self.scheduler]
+    fn each_mut(&mut self) -> [&mut Service; 4] {
+        [
+            &mut self.ocsp,
+            &mut self.signer,
+            &mut self.crl,
+            &mut self.scheduler,
+        ]
     }
 
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
