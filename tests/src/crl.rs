@@ -46,6 +46,7 @@ impl TestEnv {
             .arg(self.crl_dir())
             .args(args)
             .stdin(Stdio::null());
+        self.key_env(&mut cmd, &[KeyFamily::Ca]);
         cmd
     }
 
