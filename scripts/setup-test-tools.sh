@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Python tools the end-to-end tests need (pkilint) into `.venv` at
-# the repository root. Idempotent and fast when already done: the packages are
+# Installs what the end-to-end tests need: Debian's `softhsm2` and `opensc`
+# (the PKCS#11 token and `pkcs11-tool`, apt-get, only when missing), and the
+# Python tools (pkilint) into `.venv` at the repository root. Idempotent and fast when already done: the packages are
 # only (re)installed when the venv is missing or tests/requirements.txt changed
 # (a stamp file inside the venv keeps the sha256 of the requirements it holds).
 set -euo pipefail
@@ -10,6 +11,20 @@ venv="$root/.venv"
 requirements="$root/tests/requirements.txt"
 stamp="$venv/.requirements.sha256"
 python="${PYTHON:-python3}"
+
+# SoftHSM2 (module /usr/lib/softhsm/libsofthsm2.so) and pkcs11-tool for the
+# PKCS#11 key backend's tests.
+missing=()
+for pkg in softhsm2 opensc; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if (( ${#missing[@]} )); then
+    echo "setup-test-tools: installing ${missing[*]}" >&2
+    sudo_cmd=()
+    [[ "$(id -u)" == 0 ]] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
 
 want="$(sha256sum "$requirements" | cut -d' ' -f1)"
 

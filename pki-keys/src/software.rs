@@ -1,7 +1,9 @@
 //! The software key backend: ECDSA keys held by aws-lc-rs in memory, stored
-//! on disk as passphrase-encrypted PKCS#8 (PBES2: scrypt N=2^15, r=8, p=1 +
-//! AES-256-CBC, the `pkcs8` crate). OpenSSL 3.0's default scrypt memory limit
-//! (32 MiB) is just below what these parameters need, so `openssl pkey`
+//! on disk as passphrase-encrypted PKCS#8 (PBES2: scrypt with the pinned
+//! [`SCRYPT_LOG_N`], [`SCRYPT_R`], [`SCRYPT_P`] + AES-256-CBC, the `pkcs8`
+//! crate). The parameters are written into each file, so files made with
+//! other parameters still open. OpenSSL 3.0's default scrypt memory limit
+//! (32 MiB) is below what these parameters need (128 MiB), so `openssl pkey`
 //! cannot open them; the keys are meant for this CA's signers only.
 
 use super::{KeyError, SignatureAlgorithm, Signer};
@@ -10,8 +12,21 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair};
 use pkcs8::der::pem::LineEnding;
 use pkcs8::der::{Decode, EncodePem};
+use pkcs8::pkcs5;
 use std::io::Write;
 use std::path::Path;
+
+/// scrypt cost of new key files: N = 2^17, r = 8, p = 1 (128 MiB, about
+/// 0.3 s per derivation here). These are the values every key file written
+/// before they were pinned carries (the `scrypt` 0.11 crate default, which
+/// an earlier comment misnamed 2^15); pinned so that a dependency update
+/// cannot change them silently. A key is decrypted once per process start,
+/// so the cost buys brute-force resistance and costs no signing speed.
+pub const SCRYPT_LOG_N: u8 = 17;
+pub const SCRYPT_R: u32 = 8;
+pub const SCRYPT_P: u32 = 1;
+/// AES-256 key length derived by scrypt.
+const SCRYPT_KEY_LEN: usize = 32;
 
 /// An ECDSA private key in process memory.
 pub struct SoftwareKey {
@@ -78,8 +93,16 @@ impl SoftwareKey {
             algorithm: "PKCS#8",
             message: e.to_string(),
         })?;
+        let mut salt = [0u8; 16];
+        let mut iv = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut salt).map_err(|_| KeyError::Generate)?;
+        aws_lc_rs::rand::fill(&mut iv).map_err(|_| KeyError::Generate)?;
+        let scrypt = pkcs5::scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P, SCRYPT_KEY_LEN)
+            .map_err(|_| KeyError::Generate)?;
+        let params = pkcs5::pbes2::Parameters::scrypt_aes256cbc(scrypt, &salt, &iv)
+            .map_err(|_| KeyError::Generate)?;
         let encrypted = info
-            .encrypt(rand_core::OsRng, passphrase.as_bytes())
+            .encrypt_with_params(params, passphrase.as_bytes())
             .map_err(|_| KeyError::Generate)?;
         let encrypted = pkcs8::EncryptedPrivateKeyInfo::from_der(encrypted.as_bytes())
             .map_err(|_| KeyError::Generate)?;
@@ -205,5 +228,48 @@ mod tests {
         signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, point)
             .verify(b"hello", &sig)
             .unwrap();
+    }
+
+    #[test]
+    fn new_key_files_carry_the_pinned_scrypt_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pem");
+        let (_, pkcs8) = SoftwareKey::generate(SignatureAlgorithm::EcdsaP384Sha384).unwrap();
+        SoftwareKey::store_encrypted(&pkcs8, &path, "pass").unwrap();
+        let pem = std::fs::read_to_string(&path).unwrap();
+        let (_, der) = pkcs8::der::pem::decode_vec(pem.as_bytes()).unwrap();
+        let info = pkcs8::EncryptedPrivateKeyInfo::from_der(&der).unwrap();
+        let pkcs5::EncryptionScheme::Pbes2(pbes2) = info.encryption_algorithm else {
+            panic!("not PBES2");
+        };
+        let pkcs5::pbes2::Kdf::Scrypt(scrypt) = pbes2.kdf else {
+            panic!("not scrypt");
+        };
+        assert_eq!(scrypt.cost_parameter, 1u64 << SCRYPT_LOG_N);
+        assert_eq!(scrypt.block_size as u32, SCRYPT_R);
+        assert_eq!(scrypt.parallelization as u32, SCRYPT_P);
+        assert!(matches!(
+            pbes2.encryption,
+            pkcs5::pbes2::EncryptionScheme::Aes256Cbc { .. }
+        ));
+    }
+
+    /// A key file written before the parameters were pinned (pkcs8's
+    /// default encryption) still opens.
+    #[test]
+    fn files_written_with_the_crate_default_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.pem");
+        let (key, pkcs8) = SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256).unwrap();
+        let old = pkcs8::PrivateKeyInfo::from_der(&pkcs8)
+            .unwrap()
+            .encrypt(rand_core::OsRng, b"pass")
+            .unwrap();
+        let old = pkcs8::EncryptedPrivateKeyInfo::from_der(old.as_bytes()).unwrap();
+        std::fs::write(&path, old.to_pem(LineEnding::LF).unwrap()).unwrap();
+        let loaded =
+            SoftwareKey::load_encrypted(&path, SignatureAlgorithm::EcdsaP256Sha256, "pass")
+                .unwrap();
+        assert_eq!(loaded.public_key_der(), key.public_key_der());
     }
 }

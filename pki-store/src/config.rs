@@ -1,7 +1,8 @@
 //! `pki.toml`: where the data lives, which database, the URLs written into
 //! certificates, the country and the policy OID arc. Every field has a safe
 //! default so that a new user needs no file at all. Secrets never live here:
-//! the CA key passphrase comes from an environment variable or a file path.
+//! the CA key passphrase and the PKCS#11 token PINs come from an environment
+//! variable or a file path.
 
 use crate::domain::{KeyBackend, SmtpTls};
 use serde::Deserialize;
@@ -25,6 +26,12 @@ pub enum ConfigError {
         what: &'static str,
         env: String,
         file_key: &'static str,
+    },
+    #[error("no PIN for the {what} token: set the environment variable {env} or keys.pkcs11.{family}.pin_file in the config")]
+    MissingPin {
+        what: &'static str,
+        env: String,
+        family: &'static str,
     },
     #[error("cannot read passphrase file {path}: {source}")]
     PassphraseFile {
@@ -235,7 +242,7 @@ pub struct Urls {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Keys {
-    /// `software` (encrypted PKCS#8 files).
+    /// `software` (encrypted PKCS#8 files) or `pkcs11` (keys on tokens, `[keys.pkcs11]`).
     pub backend: KeyBackend,
     /// Environment variable holding the CA keys' passphrase.
     pub passphrase_env: String,
@@ -255,6 +262,68 @@ pub struct Keys {
     pub audit_passphrase_file: Option<PathBuf>,
     /// Directory of the audit key that signs checkpoints (default `<data_dir>/keys/audit`).
     pub audit_dir: Option<PathBuf>,
+    /// The tokens of the `pkcs11` backend.
+    pub pkcs11: Pkcs11,
+}
+
+/// `[keys.pkcs11]`: the PKCS#11 module and one token per key family, each
+/// with its own user PIN, so that a responder host holds only its own token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pkcs11 {
+    /// Path of the PKCS#11 module (`.so`), e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: Option<PathBuf>,
+    /// The CA keys' token (`[keys.pkcs11.ca]`).
+    pub ca: Pkcs11Token,
+    /// The OCSP responder keys' token (`[keys.pkcs11.ocsp]`).
+    pub ocsp: Pkcs11Token,
+    /// The audit key's token (`[keys.pkcs11.audit]`).
+    pub audit: Pkcs11Token,
+}
+
+/// One key family's token and where its user PIN comes from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pkcs11Token {
+    /// The token label (`softhsm2-util --init-token --label ...`); default
+    /// `pki-ca`, `pki-ocsp`, `pki-audit`.
+    pub token: Option<String>,
+    /// Environment variable holding the user PIN; default `PKI_CA_PIN`,
+    /// `PKI_OCSP_PIN`, `PKI_AUDIT_PIN`.
+    pub pin_env: Option<String>,
+    /// Or a file whose first line is the user PIN.
+    pub pin_file: Option<PathBuf>,
+    /// Never accepted: a `pin = ...` key is refused with a message saying where a PIN goes.
+    #[serde(default, rename = "pin", deserialize_with = "refuse_pin")]
+    _pin: (),
+}
+
+const PIN_REFUSED: &str =
+    "a PIN never goes into pki.toml: name an environment variable (pin_env) or a file (pin_file)";
+
+fn refuse_pin<'de, D: serde::Deserializer<'de>>(_: D) -> Result<(), D::Error> {
+    Err(serde::de::Error::custom(PIN_REFUSED))
+}
+
+impl Default for Pkcs11 {
+    fn default() -> Self {
+        Self {
+            module: None,
+            ca: Pkcs11Token::default(),
+            ocsp: Pkcs11Token::default(),
+            audit: Pkcs11Token::default(),
+        }
+    }
+}
+
+/// A family's PKCS#11 token as configured, defaults filled in.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenChoice<'a> {
+    /// `ca`, `ocsp` or `audit` (the `[keys.pkcs11.<family>]` table).
+    pub family: &'static str,
+    pub label: &'a str,
+    pub pin_env: &'a str,
+    pub pin_file: Option<&'a Path>,
 }
 
 /// The environment variable that overrides `database_url` ([`Config::resolve`]).
@@ -326,6 +395,7 @@ impl Default for Keys {
             audit_passphrase_env: "PKI_AUDIT_PASSPHRASE".into(),
             audit_passphrase_file: None,
             audit_dir: None,
+            pkcs11: Pkcs11::default(),
         }
     }
 }
@@ -346,7 +416,12 @@ impl Config {
         })?;
         let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            // toml quotes the offending line; a refused PIN must not be echoed.
+            message: if e.message() == PIN_REFUSED {
+                PIN_REFUSED.to_string()
+            } else {
+                e.to_string()
+            },
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.data_dir = base.join(&config.data_dir);
@@ -358,6 +433,10 @@ impl Config {
             &mut config.keys.ocsp_passphrase_file,
             &mut config.keys.ca_dir,
             &mut config.keys.ocsp_dir,
+            &mut config.keys.pkcs11.module,
+            &mut config.keys.pkcs11.ca.pin_file,
+            &mut config.keys.pkcs11.ocsp.pin_file,
+            &mut config.keys.pkcs11.audit.pin_file,
         ] {
             if let Some(path) = p.as_mut() {
                 *path = base.join(&*path);
@@ -428,6 +507,30 @@ impl Config {
                 "reminders.max_attempts must be at least 1".into(),
             ));
         }
+        if self.keys.backend == KeyBackend::Pkcs11 {
+            let p = &self.keys.pkcs11;
+            if p.module.as_ref().is_none_or(|m| m.as_os_str().is_empty()) {
+                return Err(ConfigError::Invalid(
+                    "keys.pkcs11.module (the PKCS#11 .so) must be set when keys.backend = \"pkcs11\"".into(),
+                ));
+            }
+            let tokens = [KeyPurpose::Ca, KeyPurpose::OcspResponder, KeyPurpose::Audit]
+                .map(|purpose| self.pkcs11_token(purpose));
+            for (i, t) in tokens.iter().enumerate() {
+                if t.label.is_empty() || t.label.len() > 32 {
+                    return Err(ConfigError::Invalid(format!(
+                        "keys.pkcs11.{}.token must be a token label of 1 to 32 bytes",
+                        t.family
+                    )));
+                }
+                if let Some(other) = tokens[..i].iter().find(|o| o.label == t.label) {
+                    return Err(ConfigError::Invalid(format!(
+                        "keys.pkcs11.{}.token and keys.pkcs11.{}.token are both {:?}: each key family has its own token",
+                        other.family, t.family, t.label
+                    )));
+                }
+            }
+        }
         for (name, url) in [
             ("urls.ocsp", &self.urls.ocsp),
             ("urls.crl_base", &self.urls.crl_base),
@@ -494,29 +597,75 @@ impl Config {
                 "audit_passphrase_file",
             ),
         };
-        if let Ok(p) = std::env::var(env) {
-            if !p.is_empty() {
-                return Ok(p);
-            }
-        }
-        if let Some(path) = file {
-            crate::files::check_private(path, "passphrase file")?;
-            let text =
-                std::fs::read_to_string(path).map_err(|source| ConfigError::PassphraseFile {
-                    path: path.clone(),
-                    source,
-                })?;
-            let line = text.lines().next().unwrap_or("").to_string();
-            if !line.is_empty() {
-                return Ok(line);
-            }
-        }
-        Err(ConfigError::MissingPassphrase {
+        secret_from(env, file.as_deref(), "passphrase file")?.ok_or_else(|| ConfigError::MissingPassphrase {
             what,
             env: env.clone(),
             file_key,
         })
     }
+
+    /// The `[keys.pkcs11]` token of a family of keys, defaults filled in.
+    pub fn pkcs11_token(&self, purpose: KeyPurpose) -> TokenChoice<'_> {
+        let (t, family, label, env) = match purpose {
+            KeyPurpose::Ca => (&self.keys.pkcs11.ca, "ca", "pki-ca", "PKI_CA_PIN"),
+            KeyPurpose::OcspResponder => {
+                (&self.keys.pkcs11.ocsp, "ocsp", "pki-ocsp", "PKI_OCSP_PIN")
+            }
+            KeyPurpose::Audit => (
+                &self.keys.pkcs11.audit,
+                "audit",
+                "pki-audit",
+                "PKI_AUDIT_PIN",
+            ),
+        };
+        TokenChoice {
+            family,
+            label: t.token.as_deref().unwrap_or(label),
+            pin_env: t.pin_env.as_deref().unwrap_or(env),
+            pin_file: t.pin_file.as_deref(),
+        }
+    }
+
+    /// The user PIN of a family's PKCS#11 token, from the environment or a file.
+    pub fn pin(&self, purpose: KeyPurpose) -> Result<String, ConfigError> {
+        let what = match purpose {
+            KeyPurpose::Ca => "CA key",
+            KeyPurpose::OcspResponder => "OCSP responder key",
+            KeyPurpose::Audit => "audit key",
+        };
+        let t = self.pkcs11_token(purpose);
+        secret_from(t.pin_env, t.pin_file, "PIN file")?.ok_or_else(|| ConfigError::MissingPin {
+            what,
+            env: t.pin_env.to_string(),
+            family: t.family,
+        })
+    }
+}
+
+/// A secret from a non-empty environment variable, else the first line of a file.
+fn secret_from(
+    env: &str,
+    file: Option<&Path>,
+    what: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    if let Ok(p) = std::env::var(env) {
+        if !p.is_empty() {
+            return Ok(Some(p));
+        }
+    }
+    if let Some(path) = file {
+        // A secret file open to group or others is refused, naming it.
+        crate::files::check_private(path, what)?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::PassphraseFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let line = text.lines().next().unwrap_or("").to_string();
+        if !line.is_empty() {
+            return Ok(Some(line));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -544,6 +693,44 @@ mod tests {
         std::fs::write(&path, "data_dir = 'd'\n").unwrap();
         let c = Config::load(&path).unwrap();
         assert_eq!(c.data_dir, dir.path().join("d"));
+    }
+
+    #[test]
+    fn pkcs11_tokens_take_defaults_refuse_a_pin_and_must_differ() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pki.toml");
+        std::fs::write(
+            &path,
+            "[keys]\nbackend = 'pkcs11'\n[keys.pkcs11]\nmodule = '/usr/lib/softhsm/libsofthsm2.so'\n[keys.pkcs11.ocsp]\ntoken = 'resp'\npin_file = 'ocsp.pin'\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        let ca = c.pkcs11_token(KeyPurpose::Ca);
+        assert_eq!((ca.label, ca.pin_env), ("pki-ca", "PKI_CA_PIN"));
+        let ocsp = c.pkcs11_token(KeyPurpose::OcspResponder);
+        assert_eq!((ocsp.label, ocsp.pin_env), ("resp", "PKI_OCSP_PIN"));
+        assert_eq!(ocsp.pin_file, Some(dir.path().join("ocsp.pin").as_path()));
+
+        std::fs::write(
+            &path,
+            "[keys]\nbackend = 'pkcs11'\n[keys.pkcs11]\nmodule = 'm.so'\n[keys.pkcs11.ca]\npin = '1234'\n",
+        )
+        .unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("a PIN never goes into pki.toml"), "{err}");
+        assert!(!err.contains("1234"), "{err}");
+
+        std::fs::write(
+            &path,
+            "[keys]\nbackend = 'pkcs11'\n[keys.pkcs11]\nmodule = 'm.so'\n[keys.pkcs11.ocsp]\ntoken = 'pki-ca'\n",
+        )
+        .unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("each key family has its own token"), "{err}");
+
+        std::fs::write(&path, "[keys]\nbackend = 'pkcs11'\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("keys.pkcs11.module"), "{err}");
     }
 
     #[test]

@@ -232,6 +232,8 @@ vocabulary!(
     KeyBackend {
         /// Encrypted PKCS#8 files, signing with aws-lc-rs.
         Software => "software",
+        /// Keys generated and kept on PKCS#11 tokens (`[keys.pkcs11]`).
+        Pkcs11 => "pkcs11",
     }
 );
 

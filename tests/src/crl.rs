@@ -53,6 +53,7 @@ impl TestEnv {
             .arg(self.crl_dir())
             .args(args)
             .stdin(Stdio::null());
+        self.key_env(&mut cmd, &[KeyFamily::Ca]);
         cmd
     }
 

@@ -167,6 +167,15 @@ pub fn run_on(backend: Backend, body: fn(&TestEnv)) {
     }
 }
 
+/// Runs a test body on one backend with keys on SoftHSM2 tokens (used by
+/// `e2e_test!(pkcs11: ...)`).
+pub fn run_on_pkcs11(backend: Backend, body: fn(&TestEnv)) {
+    if let Some(mut env) = TestEnv::new(backend) {
+        env.use_softhsm();
+        body(&env);
+    }
+}
+
 /// Generates the tests `<name>_sqlite` and `<name>_postgres` that run the
 /// function `name(env: &TestEnv)` on each backend.
 ///
@@ -176,8 +185,26 @@ pub fn run_on(backend: Backend, body: fn(&TestEnv)) {
 /// }
 /// e2e_test!(init_works);
 /// ```
+///
+/// `e2e_test!(pkcs11: name)` does the same with `[keys] backend = "pkcs11"`
+/// and the keys on SoftHSM2 tokens of the test ([`TestEnv::use_softhsm`]).
 #[macro_export]
 macro_rules! e2e_test {
+    (pkcs11: $($name:ident),+ $(,)?) => {
+        $(
+            ::paste::paste! {
+                #[test]
+                fn [<$name _sqlite>]() {
+                    $crate::run_on_pkcs11($crate::Backend::Sqlite, $name);
+                }
+
+                #[test]
+                fn [<$name _postgres>]() {
+                    $crate::run_on_pkcs11($crate::Backend::Postgres, $name);
+                }
+            }
+        )+
+    };
     ($($name:ident),+ $(,)?) => {
         $(
             ::paste::paste! {
@@ -215,6 +242,8 @@ pub struct TestEnv {
     /// The schema owner's URL (migrations, tampering with `psql`).
     pub database_url: String,
     pub pg_schema: Option<String>,
+    /// The SoftHSM2 tokens when the keys are on PKCS#11 (`use_softhsm`).
+    pub softhsm: Option<SoftHsm>,
 }
 
 /// `url` connecting as `user` instead of its own user.
@@ -272,6 +301,7 @@ impl TestEnv {
             dir: Some(dir),
             database_url,
             pg_schema,
+            softhsm: None,
         };
         env.as_owner(&["migrate"]);
         if env.pg_schema.is_some() {
@@ -357,6 +387,7 @@ impl TestEnv {
             .env("PKI_OCSP_PASSPHRASE", OCSP_PASSPHRASE)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
+        self.key_env(&mut cmd, &[KeyFamily::Ca, KeyFamily::Ocsp]);
         cmd
     }
 

@@ -42,7 +42,9 @@
 //! * `batch`: `issue-batch` manifests and results;
 //! * `ocsp`: starting `ocsp-responder`, `openssl ocsp`, hand-built requests, `lint_ocsp_response`;
 //! * `crl`: starting `crl-publisher`, fetching and checking CRLs, `lint_crl`;
-//! * `smtp`: an aiosmtpd server that keeps what it receives, `pki-scheduler run-once`.
+//! * `smtp`: an aiosmtpd server that keeps what it receives, `pki-scheduler run-once`;
+//! * `softhsm`: SoftHSM2 tokens of a test (its own `softhsm2.conf` and token
+//!   directory), `[keys] backend = "pkcs11"`, `pkcs11-tool --list-objects`.
 
 mod batch;
 mod checks;
@@ -55,6 +57,7 @@ mod registry;
 #[cfg(test)]
 mod selftest;
 mod smtp;
+mod softhsm;
 mod x509;
 
 pub use batch::*;
@@ -67,6 +70,7 @@ pub use ocsp::*;
 pub use registry::*;
 pub use serde_json::{json, Value};
 pub use smtp::*;
+pub use softhsm::*;
 pub use x509::*;
 
 // Shared by the modules (`use crate::*`).

@@ -172,6 +172,7 @@ impl TestEnv {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&log).expect("create responder log"));
+        self.key_env(&mut cmd, &[KeyFamily::Ocsp]);
         tweak(&mut cmd);
         let mut child = cmd.spawn().expect("start ocsp-responder");
         let stdout = child.stdout.take().expect("stdout");
