@@ -17,6 +17,7 @@
 //! | `reminders` | `reminders list` / `reminders postal`: the outbox `pki-scheduler` fills |
 //! | `demo` | `demo`: demo CA, sample registry and cards, a bureau batch, activation |
 //! | `run` | `run`: the demo set-up, then `ocsp-responder`, `crl-publisher` and `pki-scheduler` as child processes |
+//! | `handover` | `run` re-executes itself without its passphrase variables and receives them on a pipe |
 //! | `output` | how certificates and authorities are shown (JSON, PEM, text) |
 //! | `stdout` | `outln!` / `out!`: writing to stdout without panicking on a closed pipe |
 
@@ -28,6 +29,7 @@ mod commands;
 mod crl;
 mod database;
 mod demo;
+mod handover;
 mod keys;
 mod lifecycle;
 mod output;

@@ -478,10 +478,23 @@ pub fn run(
     let crl_server_bin = sibling(&exe, "crl-server")?;
     let scheduler_bin = sibling(&exe, "pki-scheduler")?;
 
+    // The passphrases the shell gave in the environment leave it: this
+    // process re-executes itself without them and receives them on a pipe
+    // (`handover`); only the children that need one get it.
+    crate::handover::reexec_without(&[
+        config.keys.passphrase_env.clone(),
+        config.keys.ocsp_passphrase_env.clone(),
+        config.keys.audit_passphrase_env.clone(),
+    ])?;
+    let handed_over = pki_store::config::HandedOver(crate::handover::take()?);
+    let mut config = config;
+    config.handed_over = handed_over.clone();
     let (mut config, config_file) = match config_file(given) {
         Some(file) => (config, file),
         None => demo_config(config, args)?,
     };
+    // The demo's configuration is read again from its file.
+    config.handed_over = handed_over;
     let config_file = std::path::absolute(&config_file).unwrap_or(config_file);
     let configured_ca_passphrase = config.passphrase(KeyPurpose::Ca).is_ok();
     demo::ensure_passphrases(&mut config)?;

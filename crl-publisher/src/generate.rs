@@ -150,6 +150,15 @@ impl Publisher {
         Ok(())
     }
 
+    /// The root, when its key is online. A root made in a key ceremony keeps
+    /// its key offline (`authorities::is_offline`): its ARL is signed in a
+    /// ceremony, never here.
+    fn online_root(&self) -> Option<&str> {
+        let root = self.root.as_deref()?;
+        let row = self.authorities.get(root)?;
+        (!authorities::is_offline(row)).then_some(root)
+    }
+
     /// Opens an authority's key (once).
     pub fn open_signer(&mut self, name: &str) -> Result<()> {
         if !self.signers.contains_key(name) {
@@ -200,7 +209,7 @@ impl Publisher {
     /// certificate or was published before).
     pub fn scopes(&self) -> Vec<Scope> {
         let mut out = Vec::new();
-        if let Some(root) = &self.root {
+        if let Some(root) = self.online_root() {
             out.push(Scope::arl(root));
         }
         for (name, a) in &self.authorities {
@@ -220,7 +229,7 @@ impl Publisher {
     /// the root's OCSP responder certificates, which are no-check).
     pub fn scope_of(&self, issuer: &str, partition: u32, kind: &str) -> Option<Scope> {
         if Some(issuer) == self.root.as_deref() {
-            (kind == "issuing-ca").then(|| Scope::arl(issuer))
+            (kind == "issuing-ca" && self.online_root().is_some()).then(|| Scope::arl(issuer))
         } else {
             self.authorities
                 .contains_key(issuer)

@@ -39,6 +39,8 @@ pub enum KeyError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Private(pki_store::files::FileError),
     #[error("cannot read key file {path}: {source}")]
     Read {
         path: String,

@@ -110,10 +110,8 @@ impl SoftwareKey {
             .to_pem(LineEnding::LF)
             .map_err(|_| KeyError::Generate)?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| KeyError::Write {
-                path: shown.clone(),
-                source,
-            })?;
+            // The key directory is its owner's alone (0700), whatever the umask.
+            pki_store::files::create_private_dir(dir).map_err(KeyError::Private)?;
         }
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
@@ -149,6 +147,10 @@ impl SoftwareKey {
         passphrase: &str,
     ) -> Result<Self, KeyError> {
         let shown = path.display().to_string();
+        // A key file open to group or others is refused, naming it.
+        if path.exists() {
+            pki_store::files::check_private(path, "key file").map_err(KeyError::Private)?;
+        }
         let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
             path: shown.clone(),
             source,

@@ -67,6 +67,33 @@ pub struct Config {
     pub reminders: Reminders,
     pub smtp: Smtp,
     pub audit: Audit,
+    /// Secrets handed over in memory instead of the environment (`pki-admin
+    /// run` re-executes itself without its passphrase variables); never read
+    /// from a file.
+    #[serde(skip)]
+    pub handed_over: HandedOver,
+}
+
+/// Environment variables handed over in memory: name and value. Its
+/// `Debug` shows the names only.
+#[derive(Clone, Default)]
+pub struct HandedOver(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for HandedOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
+impl HandedOver {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 /// The audit log's signed checkpoints (CPS 5.4.4): where they go and how
@@ -366,6 +393,7 @@ impl Default for Config {
             reminders: Reminders::default(),
             smtp: Smtp::default(),
             audit: Audit::default(),
+            handed_over: HandedOver::default(),
         }
     }
 }
@@ -597,10 +625,12 @@ impl Config {
                 "audit_passphrase_file",
             ),
         };
-        secret_from(env, file.as_deref(), "passphrase file")?.ok_or_else(|| ConfigError::MissingPassphrase {
-            what,
-            env: env.clone(),
-            file_key,
+        secret_from(&self.handed_over, env, file.as_deref(), "passphrase file")?.ok_or_else(|| {
+            ConfigError::MissingPassphrase {
+                what,
+                env: env.clone(),
+                file_key,
+            }
         })
     }
 
@@ -634,16 +664,19 @@ impl Config {
             KeyPurpose::Audit => "audit key",
         };
         let t = self.pkcs11_token(purpose);
-        secret_from(t.pin_env, t.pin_file, "PIN file")?.ok_or_else(|| ConfigError::MissingPin {
-            what,
-            env: t.pin_env.to_string(),
-            family: t.family,
+        secret_from(&self.handed_over, t.pin_env, t.pin_file, "PIN file")?.ok_or_else(|| {
+            ConfigError::MissingPin {
+                what,
+                env: t.pin_env.to_string(),
+                family: t.family,
+            }
         })
     }
 }
 
 /// A secret from a non-empty environment variable, else the first line of a file.
 fn secret_from(
+    handed_over: &HandedOver,
     env: &str,
     file: Option<&Path>,
     what: &'static str,
@@ -652,6 +685,9 @@ fn secret_from(
         if !p.is_empty() {
             return Ok(Some(p));
         }
+    }
+    if let Some(p) = handed_over.get(env).filter(|p| !p.is_empty()) {
+        return Ok(Some(p.to_string()));
     }
     if let Some(path) = file {
         // A secret file open to group or others is refused, naming it.

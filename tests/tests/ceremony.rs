@@ -136,6 +136,23 @@ fn a_ceremony_makes_the_hierarchy_with_an_offline_root(env: &TestEnv) {
     let issued = env.issue(&card.number, "auth", &env.csr(KeyType::EcP256));
     openssl_verify(&issued.root, Some(&issued.issuing_ca), &issued.leaf);
 
+    // The CRL signer signs the issuing CAs' CRLs and never the root's ARL.
+    let out = output_of(
+        &mut env.crl_publisher(&["publish"]),
+        "crl-publisher publish",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        describe("crl-publisher publish", &out)
+    );
+    assert!(env.crl_dir().join("identity-card-ca.crl").is_file());
+    assert!(env.crl_dir().join("residence-card-ca.crl").is_file());
+    assert!(
+        !env.crl_dir().join("root.crl").exists(),
+        "the offline root's ARL was signed online"
+    );
+
     // Nothing online signs with the root: its responder is renewed in a ceremony.
     let out = env.run(&["ocsp", "rotate", "--authority", "root"]);
     env.assert_error(&["ocsp", "rotate"], &out, &["offline", "ceremony"]);

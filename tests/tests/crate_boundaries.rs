@@ -83,7 +83,13 @@ fn the_scheduler_links_the_keys_for_the_audit_key_but_not_the_ca() {
     let linked = linked_workspace_crates("scheduler");
     assert_eq!(
         linked,
-        set(&["pki-http", "pki-keys", "pki-registration", "pki-store", "pki-x509"])
+        set(&[
+            "pki-http",
+            "pki-keys",
+            "pki-registration",
+            "pki-store",
+            "pki-x509"
+        ])
     );
     assert!(!linked.contains("ca-core"));
 }

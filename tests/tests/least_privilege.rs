@@ -170,6 +170,17 @@ fn the_ca_files_are_private(env: &TestEnv) {
     if env.backend == Backend::Sqlite {
         assert_eq!(mode(&data.join("pki.sqlite")), 0o600);
     }
+    // A CA key file opened up to others is refused, naming it, and nothing is signed.
+    let before = env.snapshot();
+    let ca_key = files_under(&keys.join("ca"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("identity-card-ca"))
+        .expect("the identity-card CA's key");
+    std::fs::set_permissions(&ca_key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let args = ["ocsp", "rotate", "--authority", "identity-card-ca"];
+    let out = env.run(&args);
+    env.assert_error(&args, &out, &["key file", "0644", "chmod 600"]);
+    env.assert_unchanged(&before, "a rotation with an open CA key file");
 }
 e2e_test!(the_ca_files_are_private);
 

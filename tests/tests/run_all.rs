@@ -592,12 +592,59 @@ fn run_all_on_a_configured_database(env: &TestEnv) {
     }
     crl_over_http(&r, &crl, &format!("/eid/crl/{issuer}.crl"), env.dir());
     crl_over_http(&r, &crl, "/root.crl", env.dir());
+    passphrases_only_where_needed(&r);
     let metrics = String::from_utf8_lossy(&get_ok(&r, &sched, "/metrics").body).into_owned();
     assert!(metrics.contains("pki_scheduler_database_up 1"), "{metrics}");
     interrupt_and_check(&mut r);
 }
 
 e2e_test!(run_all_on_a_configured_database);
+
+/// The environment of a process, as the kernel shows it to its user.
+fn environ(pid: u32) -> Vec<String> {
+    fs::read(format!("/proc/{pid}/environ"))
+        .map(|raw| {
+            raw.split(|b| *b == 0)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `pki-admin run` was given both passphrases in its environment: once its
+/// services are up, its own environment holds neither (it re-executed
+/// itself without them), and each service holds only the one it needs.
+fn passphrases_only_where_needed(r: &Running) {
+    let has = |pid: u32, var: &str| {
+        environ(pid)
+            .iter()
+            .any(|v| v.starts_with(&format!("{var}=")))
+    };
+    let runner = r.child.id();
+    assert!(
+        !environ(runner).is_empty(),
+        "cannot read the runner's environment"
+    );
+    for var in ["PKI_CA_PASSPHRASE", "PKI_OCSP_PASSPHRASE"] {
+        assert!(
+            !has(runner, var),
+            "pki-admin run keeps {var} in its environment"
+        );
+    }
+    for (pid, comm) in &r.children {
+        let (ca, ocsp) = (
+            has(*pid, "PKI_CA_PASSPHRASE"),
+            has(*pid, "PKI_OCSP_PASSPHRASE"),
+        );
+        match comm.as_str() {
+            c if "ocsp-responder".starts_with(c) => {
+                assert!(ocsp && !ca, "{c}: ca {ca} ocsp {ocsp}")
+            }
+            c if "crl-publisher".starts_with(c) => assert!(ca && !ocsp, "{c}: ca {ca} ocsp {ocsp}"),
+            c => assert!(!ca && !ocsp, "{c}: ca {ca} ocsp {ocsp}"),
+        }
+    }
+}
 
 /// Without the service binaries next to it, `pki-admin run` says how to
 /// build them.

@@ -73,7 +73,6 @@ fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-
 /// Creates an empty SQLite file readable by its owner only (0600; SQLite
 /// gives its `-wal` and `-shm` files the same mode). An existing file is
 /// left as it is.
@@ -137,6 +136,14 @@ impl Db {
     /// caller; the demo, tests and benchmarks use it through
     /// `Context::create`. Returns the versions it applied.
     pub fn migrate(url: &str) -> Result<(Db, Vec<String>), StorageError> {
+        // A schema already at this program's version is left untouched (no
+        // DDL at all, so a role without CREATE rights may run it); a newer
+        // one is refused, never migrated down.
+        match Db::connect(url) {
+            Ok(db) => return Ok((db, Vec::new())),
+            Err(StorageError::NoDatabase(_) | StorageError::SchemaOlder { .. }) => {}
+            Err(e) => return Err(e),
+        }
         let migration_error =
             |e: Box<dyn std::error::Error + Send + Sync>| StorageError::Migration(e.to_string());
         if is_postgres(url) {
