@@ -5,11 +5,12 @@
 #   make bench* the benchmarks of the README (release build; BENCH_PROFILE=debug for the debug one,
 #               BENCH_ARGS for the options of each); make bench-smoke runs each once at a small size
 #               on the debug build (CI, after make test)
+#   make check-packaging  the systemd units verified by systemd-analyze, the container image built if an engine runs
 
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 export PKI_TEST_POSTGRES_URL ?= $(PG_URL)
 
-.PHONY: demo test test-tools postgres-check build lint fmt bench bench-ocsp bench-crl bench-reminders bench-lifecycle bench-smoke clean-demo
+.PHONY: check-packaging demo test test-tools postgres-check build lint fmt bench bench-ocsp bench-crl bench-reminders bench-lifecycle bench-smoke clean-demo
 
 demo: build
 	./target/debug/pki-admin run
@@ -51,6 +52,9 @@ bench-lifecycle:
 
 bench-smoke:
 	bench/smoke.sh
+
+check-packaging: build
+	scripts/check-packaging.sh
 
 clean-demo:
 	rm -rf pki-data
