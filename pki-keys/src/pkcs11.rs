@@ -191,6 +191,8 @@ impl Token {
                 Attribute::Token(true),
                 Attribute::Private(false),
                 Attribute::Verify(true),
+                Attribute::Encrypt(false),
+                Attribute::Wrap(false),
                 Attribute::EcParams(params.clone()),
                 Attribute::Label(label.clone()),
                 Attribute::Id(id.clone()),
@@ -201,6 +203,9 @@ impl Token {
                 Attribute::Sensitive(true),
                 Attribute::Extractable(false),
                 Attribute::Sign(true),
+                // Signing only: SoftHSM2 (and others) default these to true.
+                Attribute::Decrypt(false),
+                Attribute::Unwrap(false),
                 Attribute::Derive(false),
                 Attribute::Label(label.clone()),
                 Attribute::Id(id.clone()),

@@ -173,6 +173,9 @@ fn the_private_key_is_sensitive_never_extractable_and_private() {
                 AttributeType::Extractable,
                 AttributeType::NeverExtractable,
                 AttributeType::Sign,
+                AttributeType::Decrypt,
+                AttributeType::Unwrap,
+                AttributeType::Derive,
                 AttributeType::Id,
             ],
         )
@@ -185,7 +188,10 @@ fn the_private_key_is_sensitive_never_extractable_and_private() {
             | Attribute::AlwaysSensitive(v)
             | Attribute::NeverExtractable(v)
             | Attribute::Sign(v) => assert!(v, "{a:?}"),
-            Attribute::Extractable(v) => assert!(!v, "extractable"),
+            Attribute::Extractable(v)
+            | Attribute::Decrypt(v)
+            | Attribute::Unwrap(v)
+            | Attribute::Derive(v) => assert!(!v, "{a:?}"),
             Attribute::Id(id) => {
                 let hex: String = id.iter().map(|b| format!("%{b:02x}")).collect();
                 assert_eq!(id.len(), 16);
