@@ -23,6 +23,7 @@ use pki_keys::authority::{load_row, Authority};
 use pki_keys::KeyStore;
 use pki_store::authorities::{is_offline, OFFLINE_PREFIX};
 use pki_store::config::{Config, KeyPurpose};
+use pki_store::domain::KeyBackend;
 use pki_store::domain::AuditAction;
 use pki_store::error::{CaError, Result};
 use pki_store::storage::models::{AuthorityRow, CertificateRow, OcspResponderRow};
@@ -46,14 +47,31 @@ pub struct CeremonyFile {
     pub steps: Vec<Step>,
 }
 
-/// The offline key store of the root: its own directory and passphrase.
+/// The offline key store of the root: never the online CA's. With software
+/// keys, its own directory (removable media) and passphrase; with PKCS#11,
+/// its own token and PIN.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RootKeys {
-    /// Directory of the root key (removable media; relative to the ceremony file).
-    pub dir: PathBuf,
-    /// Environment variable holding its passphrase.
-    pub passphrase_env: String,
+    /// Software keys: directory of the root key (relative to the ceremony file).
+    pub dir: Option<PathBuf>,
+    /// Software keys: environment variable holding its passphrase.
+    pub passphrase_env: Option<String>,
+    /// PKCS#11: label of the root's own token (not the online CA's).
+    pub token: Option<String>,
+    /// PKCS#11: environment variable holding that token's user PIN.
+    pub pin_env: Option<String>,
+}
+
+impl RootKeys {
+    /// Where the root key lives, for the plan.
+    fn describe(&self) -> String {
+        match (&self.token, &self.dir) {
+            (Some(token), _) => format!("token {token}"),
+            (None, Some(dir)) => dir.display().to_string(),
+            (None, None) => "(no store)".into(),
+        }
+    }
 }
 
 /// One step of a ceremony.
@@ -87,8 +105,8 @@ impl CeremonyFile {
             .map_err(|e| CaError::Ceremony(format!("{}: {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
         file.transcript = base.join(&file.transcript);
-        if let Some(root) = &mut file.root_keys {
-            root.dir = base.join(&root.dir);
+        if let Some(dir) = file.root_keys.as_mut().and_then(|r| r.dir.as_mut()) {
+            *dir = base.join(&*dir);
         }
         Ok(file)
     }
@@ -278,14 +296,37 @@ fn entry(
     })
 }
 
-/// The root's key store: the online CA store's settings with the ceremony's
-/// directory and passphrase.
-fn root_store(config: &Config, root: &RootKeys) -> KeyStore {
+/// The root's key store: the online CA store's settings with the
+/// ceremony's own directory and passphrase (software) or token and PIN
+/// (PKCS#11); refused when it would be the online CA's store.
+fn root_store(config: &Config, root: &RootKeys) -> Result<KeyStore> {
+    let fail = |m: &str| Err(CaError::Ceremony(m.to_string()));
     let mut offline = config.clone();
-    offline.keys.ca_dir = Some(root.dir.clone());
-    offline.keys.passphrase_env = root.passphrase_env.clone();
-    offline.keys.passphrase_file = None;
-    KeyStore::new(&offline, KeyPurpose::Ca)
+    match config.keys.backend {
+        KeyBackend::Software => {
+            let (Some(dir), Some(env)) = (&root.dir, &root.passphrase_env) else {
+                return fail("[root_keys] needs dir and passphrase_env with software keys");
+            };
+            if *dir == config.key_dir(KeyPurpose::Ca) {
+                return fail("[root_keys] dir is the online CA key directory: the root key must stay offline");
+            }
+            offline.keys.ca_dir = Some(dir.clone());
+            offline.keys.passphrase_env = env.clone();
+            offline.keys.passphrase_file = None;
+        }
+        KeyBackend::Pkcs11 => {
+            let (Some(token), Some(env)) = (&root.token, &root.pin_env) else {
+                return fail("[root_keys] needs token and pin_env with PKCS#11 keys");
+            };
+            if token == config.pkcs11_token(KeyPurpose::Ca).label {
+                return fail("[root_keys] token is the online CA token: the root key must stay offline");
+            }
+            offline.keys.pkcs11.ca.token = Some(token.clone());
+            offline.keys.pkcs11.ca.pin_env = Some(env.clone());
+            offline.keys.pkcs11.ca.pin_file = None;
+        }
+    }
+    Ok(KeyStore::new(&offline, KeyPurpose::Ca))
 }
 
 /// Either a CA made in this ceremony or one opened from the store.
@@ -299,7 +340,10 @@ enum Signing {
 pub fn run(ca: &mut Ca, file: &CeremonyFile) -> Result<Transcript> {
     let planned = plan(ca, file)?;
     let now = ca.clock.now().trunc_subsecs(0);
-    let root_keys = file.root_keys.as_ref().map(|r| root_store(&ca.config, r));
+    let root_keys = match &file.root_keys {
+        Some(r) => Some(root_store(&ca.config, r)?),
+        None => None,
+    };
     if let Some(store) = &root_keys {
         store.require_passphrase()?;
     }

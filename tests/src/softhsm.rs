@@ -16,6 +16,8 @@ pub const SO_PIN: &str = "e2e-so-pin-0000";
 pub enum KeyFamily {
     Ca,
     Ocsp,
+    /// The root's offline token of a key ceremony (`[root_keys]`).
+    Root,
 }
 
 impl KeyFamily {
@@ -24,6 +26,7 @@ impl KeyFamily {
         match self {
             KeyFamily::Ca => "e2e-ca",
             KeyFamily::Ocsp => "e2e-ocsp",
+            KeyFamily::Root => "e2e-root",
         }
     }
 
@@ -32,6 +35,7 @@ impl KeyFamily {
         match self {
             KeyFamily::Ca => "e2e-ca-user-pin-1",
             KeyFamily::Ocsp => "e2e-ocsp-user-pin-2",
+            KeyFamily::Root => "e2e-root-user-pin-3",
         }
     }
 
@@ -40,6 +44,7 @@ impl KeyFamily {
         match self {
             KeyFamily::Ca => "PKI_CA_PIN",
             KeyFamily::Ocsp => "PKI_OCSP_PIN",
+            KeyFamily::Root => "PKI_ROOT_PIN",
         }
     }
 }
@@ -111,7 +116,7 @@ impl TestEnv {
             ),
         );
         let hsm = SoftHsm { conf };
-        for family in [KeyFamily::Ca, KeyFamily::Ocsp] {
+        for family in [KeyFamily::Ca, KeyFamily::Ocsp, KeyFamily::Root] {
             let out = output_of(
                 Command::new("softhsm2-util")
                     .env("SOFTHSM2_CONF", &hsm.conf)

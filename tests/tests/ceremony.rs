@@ -223,3 +223,63 @@ fn bad_ceremony_files_are_refused(env: &TestEnv) {
     env.assert_unchanged(&before, "bad ceremony files");
 }
 e2e_test!(bad_ceremony_files_are_refused);
+
+/// The same ceremony with every key on SoftHSM2 tokens: the root's on its
+/// own token (`[root_keys] token`), the issuing CAs' on the online CA
+/// token, all non-extractable, and the online CA issues under it.
+fn a_ceremony_on_tokens_keeps_the_root_on_its_own_token(env: &TestEnv) {
+    let steps = [
+        ("root", "root"),
+        ("issuing-ca", "identity-card-ca"),
+        ("issuing-ca", "residence-card-ca"),
+        ("responder", "root"),
+        ("responder", "identity-card-ca"),
+        ("responder", "residence-card-ca"),
+    ];
+    let mut text = format!(
+        "id = \"tokens-2026\"\noperators = [\"A. Martin\", \"B. Rossi\"]\n\
+         transcript = \"transcripts/tokens-2026.txt\"\n\n[root_keys]\ntoken = \"{}\"\n\
+         pin_env = \"{}\"\n",
+        KeyFamily::Root.token(),
+        KeyFamily::Root.pin_env()
+    );
+    for (action, authority) in steps {
+        text.push_str(&format!(
+            "\n[[steps]]\naction = \"{action}\"\nauthority = \"{authority}\"\n"
+        ));
+    }
+    let file = env.write("tokens-2026.toml", text);
+    let out = env.run_with(&["ceremony", file.to_str().expect("utf-8 path")], |cmd| {
+        env.key_env(cmd, &[KeyFamily::Ca, KeyFamily::Ocsp, KeyFamily::Root]);
+    });
+    assert!(out.status.success(), "{}", describe("ceremony", &out));
+    assert!(
+        key_files(&env.path("data/keys/ca")).is_empty(),
+        "no key file on a token set-up"
+    );
+    let private = |family| {
+        env.token_objects(family)
+            .into_iter()
+            .filter(|o| o.is_private_key())
+            .collect::<Vec<_>>()
+    };
+    let root = private(KeyFamily::Root);
+    assert_eq!(root.len(), 1, "{root:?}");
+    assert!(root[0].label().starts_with("root-"), "{root:?}");
+    let online = private(KeyFamily::Ca);
+    assert_eq!(online.len(), 2, "{online:?}");
+    assert!(online.iter().all(|o| !o.label().starts_with("root-")), "{online:?}");
+    for key in root.iter().chain(&online) {
+        let access = key.field("Access").unwrap_or("");
+        assert!(
+            access.contains("never extractable") && access.contains("sensitive"),
+            "{key:?}"
+        );
+    }
+    let holder = Identity::national("N7200001");
+    let card = Card::identity("720001", &holder.registry_key);
+    env.holder_with_card(&holder, &card);
+    let issued = env.issue(&card.number, "auth", &env.csr(KeyType::EcP256));
+    openssl_verify(&issued.root, Some(&issued.issuing_ca), &issued.leaf);
+}
+e2e_test!(pkcs11: a_ceremony_on_tokens_keeps_the_root_on_its_own_token);
