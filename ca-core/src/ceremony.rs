@@ -23,8 +23,8 @@ use pki_keys::authority::{load_row, Authority};
 use pki_keys::KeyStore;
 use pki_store::authorities::{is_offline, OFFLINE_PREFIX};
 use pki_store::config::{Config, KeyPurpose};
-use pki_store::domain::KeyBackend;
 use pki_store::domain::AuditAction;
+use pki_store::domain::KeyBackend;
 use pki_store::error::{CaError, Result};
 use pki_store::storage::models::{AuthorityRow, CertificateRow, OcspResponderRow};
 use pki_store::storage::schema::{authorities, ocsp_responders};
@@ -169,10 +169,11 @@ pub fn plan(ca: &mut Ca, file: &CeremonyFile) -> Result<Vec<PlannedStep>> {
                                 "a root step needs [root_keys] (the offline key store)".into(),
                             );
                         };
+                        root_store(&ca.config, root)?;
                         made.push(name.to_string());
                         format!(
                             "generate the root key of {name} in {} (offline) and self-sign its certificate ({})",
-                            root.dir.display(),
+                            root.describe(),
                             def.common_name
                         )
                     }
@@ -319,7 +320,9 @@ fn root_store(config: &Config, root: &RootKeys) -> Result<KeyStore> {
                 return fail("[root_keys] needs token and pin_env with PKCS#11 keys");
             };
             if token == config.pkcs11_token(KeyPurpose::Ca).label {
-                return fail("[root_keys] token is the online CA token: the root key must stay offline");
+                return fail(
+                    "[root_keys] token is the online CA token: the root key must stay offline",
+                );
             }
             offline.keys.pkcs11.ca.token = Some(token.clone());
             offline.keys.pkcs11.ca.pin_env = Some(env.clone());
