@@ -268,7 +268,10 @@ fn a_ceremony_on_tokens_keeps_the_root_on_its_own_token(env: &TestEnv) {
     assert!(root[0].label().starts_with("root-"), "{root:?}");
     let online = private(KeyFamily::Ca);
     assert_eq!(online.len(), 2, "{online:?}");
-    assert!(online.iter().all(|o| !o.label().starts_with("root-")), "{online:?}");
+    assert!(
+        online.iter().all(|o| !o.label().starts_with("root-")),
+        "{online:?}"
+    );
     for key in root.iter().chain(&online) {
         let access = key.field("Access").unwrap_or("");
         assert!(
