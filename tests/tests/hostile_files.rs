@@ -95,12 +95,12 @@ fn registry_fields_are_checked_line_by_line(env: &TestEnv) {
         (
             "display-name-email.csv",
             registry_csv_with(|i| i.email = "Léa <lea@example.com>".into()),
-            "line 3, field email: \"Léa <lea@example.com>\" is not an e-mail address the mailer accepts: Invalid input".into(),
+            "line 3, field email: \"Léa <lea@example.com>\" is not an e-mail address the mailer accepts: Invalid email user".into(),
         ),
         (
             "bad-email.csv",
             registry_csv_with(|i| i.email = "lea@@example.com".into()),
-            "line 3, field email: \"lea@@example.com\" is not an e-mail address the mailer accepts: Invalid input".into(),
+            "line 3, field email: \"lea@@example.com\" is not an e-mail address the mailer accepts: Invalid email user".into(),
         ),
         (
             "bad-mobile.csv",
@@ -165,7 +165,7 @@ fn every_error_of_a_file_is_reported_at_once(env: &TestEnv) {
          line 3, field email: \"no-at-sign\" is not an e-mail address the mailer accepts: Missing domain or user\n  \
          line 3, field mobile: \"+3776\" is not a mobile number in E.164 form (+ then 8 to 15 digits, no spaces)\n  \
          line 4, field birth_place: contains a control character (NUL) at position 5\n  \
-         line 5, field gender: \"Q\" is not F, M or X\n  \
+         line 5, field gender: \"Q\" is not one of: F, M, X\n  \
          line 6, field registry_key: N7100001 already appears on line 2",
     );
 
