@@ -261,10 +261,14 @@ mod tests {
     use super::*;
 
     fn config(dir: &Path) -> Config {
-        let mut c = Config::default();
-        c.data_dir = dir.to_path_buf();
-        c.keys.audit_dir = Some(dir.join("audit-keys"));
-        c
+        Config {
+            data_dir: dir.to_path_buf(),
+            keys: pki_store::config::Keys {
+                audit_dir: Some(dir.join("audit-keys")),
+                ..Default::default()
+            },
+            ..Config::default()
+        }
     }
 
     #[test]
