@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use der::asn1::{AnyRef, ContextSpecific, UintRef};
-use der::{Decode, Reader, SliceReader, Tag, TagNumber};
+use der::{Decode, Reader, SliceReader, Tag, TagNumber, Tagged};
 use x509_cert::ext::Extensions;
 use x509_cert::time::Time;
 

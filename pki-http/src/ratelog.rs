@@ -33,8 +33,9 @@ impl RateLog {
         }
     }
 
-    /// Logs `message()` at warn level unless this minute's lines are used up.
-    pub fn warn(&self, message: impl FnOnce() -> String) {
+    /// Logs `message()` at warn level unless this minute's lines are used
+    /// up; false when it was only counted.
+    pub fn warn(&self, message: impl FnOnce() -> String) -> bool {
         let dropped = {
             let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
             if w.start.elapsed() >= Duration::from_secs(60) {
@@ -43,7 +44,7 @@ impl RateLog {
             }
             if w.logged >= self.per_minute {
                 w.dropped += 1;
-                return;
+                return false;
             }
             w.logged += 1;
             std::mem::take(&mut w.dropped)
@@ -55,6 +56,7 @@ impl RateLog {
             );
         }
         log::warn!("{}", message());
+        true
     }
 
     /// Lines dropped in the current window so far.
@@ -73,14 +75,8 @@ mod tests {
     #[test]
     fn counts_what_it_does_not_log() {
         let r = RateLog::new(2);
-        let mut built = 0;
-        for _ in 0..5 {
-            r.warn(|| {
-                built += 1;
-                "x".into()
-            });
-        }
-        assert_eq!(built, 2);
+        let logged = (0..5).filter(|_| r.warn(|| "x".into())).count();
+        assert_eq!(logged, 2);
         assert_eq!(r.dropped(), 3);
     }
 }

@@ -164,7 +164,7 @@ fn report(log: &RateLog, peer: Option<std::net::SocketAddr>, e: &DispatchError) 
     let who = peer
         .map(|p| p.ip().to_string())
         .unwrap_or_else(|| "?".into());
-    match e {
+    let _logged = match e {
         DispatchError::Parse(p) => log.warn(|| format!("malformed request from {who}: {p}")),
         DispatchError::SlowRequestTimeout => {
             log.warn(|| format!("slow request from {who}: closed"))
@@ -172,6 +172,9 @@ fn report(log: &RateLog, peer: Option<std::net::SocketAddr>, e: &DispatchError) 
         DispatchError::Io(io) if io.kind() == io::ErrorKind::TimedOut => {
             log.warn(|| format!("connection from {who} closed: {io}"))
         }
-        other => log::debug!("connection from {who} ended: {other}"),
-    }
+        other => {
+            log::debug!("connection from {who} ended: {other}");
+            false
+        }
+    };
 }
