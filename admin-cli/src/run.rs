@@ -508,6 +508,9 @@ pub fn run(
     let ocsp_pass = config.passphrase(KeyPurpose::OcspResponder).ok();
     let ca_env = config.keys.passphrase_env.clone();
     let ocsp_env = config.keys.ocsp_passphrase_env.clone();
+    // The scheduler signs the audit log's checkpoints with the audit key only.
+    let audit_pass = config.passphrase(KeyPurpose::Audit).ok();
+    let audit_env = config.keys.audit_passphrase_env.clone();
     let ocsp_addr = args
         .ocsp_listen
         .clone()
@@ -534,7 +537,7 @@ pub fn run(
             set: ocsp_pass
                 .map(|p| vec![(ocsp_env.clone(), p)])
                 .unwrap_or_default(),
-            remove: vec![ca_env.clone(), ocsp_env.clone()],
+            remove: vec![ca_env.clone(), ocsp_env.clone(), audit_env.clone()],
         },
         Spec {
             name: "crl-publisher",
@@ -544,7 +547,7 @@ pub fn run(
             set: ca_pass
                 .map(|p| vec![(ca_env.clone(), p)])
                 .unwrap_or_default(),
-            remove: vec![ca_env.clone(), ocsp_env.clone()],
+            remove: vec![ca_env.clone(), ocsp_env.clone(), audit_env.clone()],
         },
         // Started after the signer has published: it serves what the
         // signer wrote, and holds no key (no passphrase is passed).
@@ -554,14 +557,16 @@ pub fn run(
             args: vec!["--config".into(), cfg.clone(), "--listen".into(), crl_addr],
             ready: LISTENING,
             set: Vec::new(),
-            remove: vec![ca_env.clone(), ocsp_env.clone()],
+            remove: vec![ca_env.clone(), ocsp_env.clone(), audit_env.clone()],
         },
         Spec {
             name: "pki-scheduler",
             bin: scheduler_bin,
             args: vec!["--config".into(), cfg, "--listen".into(), scheduler_addr],
             ready: LISTENING,
-            set: Vec::new(),
+            set: audit_pass
+                .map(|p| vec![(audit_env.clone(), p)])
+                .unwrap_or_default(),
             remove: vec![ca_env, ocsp_env],
         },
     ];
