@@ -295,7 +295,7 @@ pub struct Keys {
 
 /// `[keys.pkcs11]`: the PKCS#11 module and one token per key family, each
 /// with its own user PIN, so that a responder host holds only its own token.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pkcs11 {
     /// Path of the PKCS#11 module (`.so`), e.g. `/usr/lib/softhsm/libsofthsm2.so`.
@@ -309,6 +309,9 @@ pub struct Pkcs11 {
 }
 
 /// One key family's token and where its user PIN comes from.
+// The private `pin` field exists to refuse a `pin = ...` key with a clear
+// message, not to make the struct non-exhaustive.
+#[allow(clippy::manual_non_exhaustive)]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pkcs11Token {
@@ -330,17 +333,6 @@ const PIN_REFUSED: &str =
 
 fn refuse_pin<'de, D: serde::Deserializer<'de>>(_: D) -> Result<(), D::Error> {
     Err(serde::de::Error::custom(PIN_REFUSED))
-}
-
-impl Default for Pkcs11 {
-    fn default() -> Self {
-        Self {
-            module: None,
-            ca: Pkcs11Token::default(),
-            ocsp: Pkcs11Token::default(),
-            audit: Pkcs11Token::default(),
-        }
-    }
 }
 
 /// A family's PKCS#11 token as configured, defaults filled in.

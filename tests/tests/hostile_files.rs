@@ -194,7 +194,7 @@ fn every_error_of_a_file_is_reported_at_once(env: &TestEnv) {
 
     // Cards: the file's own problems and those found in the database, together.
     let holder = Identity::national("N7300001");
-    env.import_registry(&[holder.clone()]);
+    env.import_registry(std::slice::from_ref(&holder));
     let ok = Card::identity("730001", &holder.registry_key);
     let mut nul = Card::identity("730002", &holder.registry_key);
     nul.holder = "N73\u{0}00001".into();
