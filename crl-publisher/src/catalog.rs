@@ -1,6 +1,6 @@
 //! The signer's record of the CRLs it has published, with what `/health`
 //! and the Prometheus `/metrics` of `crl-server` report from it (through
-//! the status file, [`crate::status`]): for every CRL its number, entries,
+//! the status file, `status`): for every CRL its number, entries,
 //! size, thisUpdate, nextUpdate, age and generation time; counters of
 //! publications, superseded CRLs and errors; the change feed position.
 //!

@@ -41,7 +41,7 @@ pub enum CaError {
         message: String,
     },
     /// Several problems of one input file (each with its line and field),
-    /// the first [`crate::input::MAX_REPORTED`] of `total`; nothing was
+    /// the first `input::MAX_REPORTED` of `total`; nothing was
     /// imported. One problem alone is [`CaError::Input`].
     #[error("{}", input_errors_text(.file, .problems, *.total))]
     InputErrors {

@@ -7,7 +7,7 @@
 //! builds one of the CA or OCSP responder families (and does not link
 //! `ca-core`: `tests/tests/crate_boundaries.rs`).
 
-use crate::jobs::{JobError, ACTOR};
+use crate::job_error::{JobError, ACTOR};
 use pki_keys::audit as audit_key;
 use pki_keys::KeyStore;
 use pki_store::config::{Config, KeyPurpose};

@@ -28,7 +28,7 @@ use pki_store::clock::Clock;
 use pki_store::config::{self, Config};
 use pki_store::storage::schema::reminders;
 use pki_store::storage::Db;
-use pki_store::{with_conn, CaError, Context};
+use pki_store::{with_conn, Context};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -40,8 +40,7 @@ use std::time::Instant;
 pub const REQUESTS_PAGE: usize = 500;
 /// Reminders handed to the mail relay per run.
 pub const MAIL_BATCH: usize = 200;
-/// The actor recorded in the audit log for what the jobs change.
-pub const ACTOR: &str = "pki-scheduler";
+pub use crate::job_error::{JobError, ACTOR};
 
 /// One of the scheduler's jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,25 +109,6 @@ impl Job {
     }
 }
 
-/// Why a run failed.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    #[error("cannot open the CA: {0}")]
-    Open(#[source] CaError),
-    #[error(transparent)]
-    Ca(#[from] CaError),
-    /// Mail delivery reports `anyhow` errors; their chain is kept as text.
-    #[error("{0}")]
-    Mail(String),
-    #[error("cannot write the report: {0}")]
-    Report(#[from] serde_json::Error),
-    #[error("database error: {0}")]
-    Query(#[from] diesel::result::Error),
-    #[error(transparent)]
-    AuditKey(#[from] pki_keys::audit::AuditKeyError),
-    #[error("the job panicked: {0}")]
-    Panicked(String),
-}
 
 /// What a successful run produced.
 #[derive(Debug, Clone)]
