@@ -109,7 +109,6 @@ impl Job {
     }
 }
 
-
 /// What a successful run produced.
 #[derive(Debug, Clone)]
 pub struct Output {
