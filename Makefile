@@ -16,7 +16,7 @@ demo: build
 	./target/debug/pki-admin run
 
 test: test-tools build postgres-check
-	cargo test --workspace
+	cargo test --workspace --no-fail-fast
 
 build:
 	cargo build --workspace --bins

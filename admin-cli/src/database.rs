@@ -88,9 +88,8 @@ pub fn run(config: &Config, command: DbCommand) -> anyhow::Result<()> {
 }
 
 fn newest_known(db: &Db) -> String {
-    let known = match db {
-        Db::Pg(_) => schema_version::known_pg(),
-        Db::Sqlite(_) => schema_version::known_sqlite(),
-    };
-    known.last().cloned().unwrap_or_default()
+    schema_version::known(db)
+        .last()
+        .cloned()
+        .unwrap_or_default()
 }

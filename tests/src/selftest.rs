@@ -212,9 +212,9 @@ fn intact_count_and_json_lines() {
 fn sqlite_sql_helper() {
     let env = TestEnv::new(Backend::Sqlite).unwrap();
     fs::create_dir_all(env.path("data")).unwrap();
-    env.sql("CREATE TABLE audit_log (seq INTEGER, details TEXT)");
-    env.sql("INSERT INTO audit_log VALUES (1, 'a|b'), (2, NULL)");
-    let rows = env.sql("SELECT seq, details FROM audit_log ORDER BY seq");
+    env.sql("CREATE TABLE selftest_rows (seq INTEGER, details TEXT)");
+    env.sql("INSERT INTO selftest_rows VALUES (1, 'a|b'), (2, NULL)");
+    let rows = env.sql("SELECT seq, details FROM selftest_rows ORDER BY seq");
     assert_eq!(rows, vec![vec!["1", "a", "b"], vec!["2", ""]]);
     let config = fs::read_to_string(env.config_path()).unwrap();
     assert!(
@@ -238,14 +238,15 @@ fn postgres_schema_per_test() {
         "{}",
         env.database_url
     );
-    env.sql("CREATE TABLE audit_log (seq BIGINT, details TEXT)");
-    env.sql("INSERT INTO audit_log VALUES (1, 'x')");
+    env.sql("CREATE TABLE selftest_rows (seq BIGINT, details TEXT)");
+    env.sql("INSERT INTO selftest_rows VALUES (1, 'x')");
     assert_eq!(
-        env.sql("SELECT seq, details FROM audit_log"),
+        env.sql("SELECT seq, details FROM selftest_rows"),
         vec![vec!["1", "x"]]
     );
-    let lookup =
-        format!("SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}'");
+    let lookup = format!(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name = 'selftest_rows'"
+    );
     assert_eq!(env.sql(&lookup), vec![vec!["1"]]);
     drop(env);
     let out = psql(

@@ -113,21 +113,23 @@ impl Db {
     pub fn connect(url: &str) -> Result<Db, StorageError> {
         let shown = redact(url);
         if is_postgres(url) {
-            let mut c = PgConnection::establish(url).map_err(|e| connect_error(url, e))?;
-            let applied = schema_version::applied_pg(&mut c)?;
-            schema_version::check(&shown, applied, &schema_version::known_pg())?;
-            Ok(Db::Pg(c))
+            let c = PgConnection::establish(url).map_err(|e| connect_error(url, e))?;
+            Db::checked(Db::Pg(c), &shown)
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             if !std::path::Path::new(path).is_file() {
                 return Err(StorageError::NoDatabase(shown));
             }
-            let mut c = open_sqlite(url, path)?;
-            let applied = schema_version::applied_sqlite(&mut c)?;
-            schema_version::check(&shown, applied, &schema_version::known_sqlite())?;
-            Ok(Db::Sqlite(c))
+            Db::checked(Db::Sqlite(open_sqlite(url, path)?), &shown)
         } else {
             Err(StorageError::BadUrl(shown))
         }
+    }
+
+    /// The database if its schema is the one this program knows.
+    fn checked(mut db: Db, shown: &str) -> Result<Db, StorageError> {
+        let applied = schema_version::applied(&mut db)?;
+        schema_version::check(shown, applied, &schema_version::known(&db))?;
+        Ok(db)
     }
 
     /// Creates the database when it does not exist (a SQLite file; a

@@ -6,11 +6,11 @@
 //! without changing anything (diesel's own `applied_migrations` would
 //! create its bookkeeping table, so the versions are read with plain SQL).
 
-use super::{StorageError, PG_MIGRATIONS, SQLITE_MIGRATIONS};
+use super::{Db, StorageError, PG_MIGRATIONS, SQLITE_MIGRATIONS};
+use crate::with_conn;
 use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
-use diesel::{PgConnection, SqliteConnection};
 
 /// The migration bookkeeping table diesel keeps.
 const VERSIONS_TABLE: &str = "__diesel_schema_migrations";
@@ -27,62 +27,44 @@ struct Exists {
     exists: bool,
 }
 
-/// The versions of the migrations this binary embeds for PostgreSQL, oldest first.
-pub fn known_pg() -> Vec<String> {
-    let source: &dyn MigrationSource<diesel::pg::Pg> = &PG_MIGRATIONS;
-    versions_of(source.migrations().map(|m| {
-        m.into_iter()
-            .map(|m| m.name().version().to_string())
-            .collect()
-    }))
-}
-
-/// The versions of the migrations this binary embeds for SQLite, oldest first.
-pub fn known_sqlite() -> Vec<String> {
-    let source: &dyn MigrationSource<diesel::sqlite::Sqlite> = &SQLITE_MIGRATIONS;
-    versions_of(source.migrations().map(|m| {
-        m.into_iter()
-            .map(|m| m.name().version().to_string())
-            .collect()
-    }))
-}
-
-fn versions_of<E>(listed: Result<Vec<String>, E>) -> Vec<String> {
-    // The migrations are embedded at compile time: listing them cannot fail.
-    let mut versions = listed.unwrap_or_default();
+/// The versions of the migrations this binary embeds for the database's
+/// backend, oldest first.
+pub fn known(db: &Db) -> Vec<String> {
+    let names: Vec<String> = match db {
+        Db::Pg(_) => names_of(&PG_MIGRATIONS),
+        Db::Sqlite(_) => names_of(&SQLITE_MIGRATIONS),
+    };
+    let mut versions = names;
     versions.sort();
     versions
 }
 
-/// The versions a PostgreSQL database has applied; `None` when it has no schema at all.
-pub fn applied_pg(c: &mut PgConnection) -> Result<Option<Vec<String>>, StorageError> {
-    let exists: Exists = diesel::sql_query(format!(
-        "SELECT to_regclass('{VERSIONS_TABLE}') IS NOT NULL AS exists"
-    ))
-    .get_result(c)?;
-    if !exists.exists {
-        return Ok(None);
-    }
-    let rows: Vec<Version> = diesel::sql_query(format!(
-        "SELECT version FROM {VERSIONS_TABLE} ORDER BY version"
-    ))
-    .load(c)?;
-    Ok(Some(rows.into_iter().map(|v| v.version).collect()))
+fn names_of<B: diesel::backend::Backend>(source: &dyn MigrationSource<B>) -> Vec<String> {
+    // The migrations are embedded at compile time: listing them cannot fail.
+    source
+        .migrations()
+        .map(|all| {
+            all.into_iter()
+                .map(|m| m.name().version().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-/// The versions a SQLite database has applied; `None` when it has no schema at all.
-pub fn applied_sqlite(c: &mut SqliteConnection) -> Result<Option<Vec<String>>, StorageError> {
-    let exists: Exists = diesel::sql_query(format!(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{VERSIONS_TABLE}') AS \"exists\""
-    ))
-    .get_result(c)?;
+/// The versions a database has applied; `None` when it has no schema at all.
+pub fn applied(db: &mut Db) -> Result<Option<Vec<String>>, StorageError> {
+    let exists_sql = match db {
+        Db::Pg(_) => format!("SELECT to_regclass('{VERSIONS_TABLE}') IS NOT NULL AS exists"),
+        Db::Sqlite(_) => format!(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{VERSIONS_TABLE}') AS \"exists\""
+        ),
+    };
+    let exists: Exists = with_conn!(db, c => diesel::sql_query(&exists_sql).get_result(c))?;
     if !exists.exists {
         return Ok(None);
     }
-    let rows: Vec<Version> = diesel::sql_query(format!(
-        "SELECT version FROM {VERSIONS_TABLE} ORDER BY version"
-    ))
-    .load(c)?;
+    let list = format!("SELECT version FROM {VERSIONS_TABLE} ORDER BY version");
+    let rows: Vec<Version> = with_conn!(db, c => diesel::sql_query(&list).load(c))?;
     Ok(Some(rows.into_iter().map(|v| v.version).collect()))
 }
 
@@ -122,8 +104,9 @@ mod tests {
 
     #[test]
     fn both_backends_embed_the_same_versions() {
-        assert_eq!(known_pg(), known_sqlite());
-        assert!(known_pg().len() >= 4);
+        let pg = names_of(&PG_MIGRATIONS);
+        assert_eq!(pg, names_of(&SQLITE_MIGRATIONS));
+        assert!(pg.len() >= 5);
     }
 
     #[test]
