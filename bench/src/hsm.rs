@@ -152,7 +152,7 @@ fn run(
 ) -> anyhow::Result<Measured> {
     let dir = tempfile::tempdir()?;
     let config = config(&dir.path().join("data"), keys);
-    let mut ca = Ca::open(config.clone(), Arc::new(SystemClock), "bench")?;
+    let mut ca = Ca::create(config.clone(), Arc::new(SystemClock), "bench")?;
     hierarchy::init(&mut ca)?;
     let today = chrono::Utc::now().date_naive();
     let reg = dir.path().join("registry.jsonl");
