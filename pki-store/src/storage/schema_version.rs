@@ -31,8 +31,8 @@ struct Exists {
 /// backend, oldest first.
 pub fn known(db: &Db) -> Vec<String> {
     let names: Vec<String> = match db {
-        Db::Pg(_) => names_of(&PG_MIGRATIONS),
-        Db::Sqlite(_) => names_of(&SQLITE_MIGRATIONS),
+        Db::Pg(_) => names_of::<diesel::pg::Pg>(&PG_MIGRATIONS),
+        Db::Sqlite(_) => names_of::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS),
     };
     let mut versions = names;
     versions.sort();
@@ -104,8 +104,8 @@ mod tests {
 
     #[test]
     fn both_backends_embed_the_same_versions() {
-        let pg = names_of(&PG_MIGRATIONS);
-        assert_eq!(pg, names_of(&SQLITE_MIGRATIONS));
+        let pg = names_of::<diesel::pg::Pg>(&PG_MIGRATIONS);
+        assert_eq!(pg, names_of::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS));
         assert!(pg.len() >= 5);
     }
 
