@@ -23,6 +23,9 @@ else
         fi
     done
     cp "$root"/packaging/systemd/*.service "$fake/etc/systemd/system/"
+    # The units depend on the system's own targets (sysinit.target, ...).
+    mkdir -p "$fake/usr/lib/systemd"
+    cp -r /usr/lib/systemd/system "$fake/usr/lib/systemd/"
     status=0
     for unit in "$fake"/etc/systemd/system/*.service; do
         name="$(basename "$unit")"
