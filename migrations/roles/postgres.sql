@@ -61,9 +61,10 @@ GRANT UPDATE ON "@SCHEMA@".audit_head TO "@PREFIX@crl_signer";
 
 -- pki-scheduler: executes due revocation requests (certificates' status,
 -- identities' status, blocked keys), expiry, reminders and the SLA stamps;
--- appends its audit records. It never inserts a certificate or a CA.
+-- reads the responders' certificates for the SLA job; appends its audit
+-- records and signs checkpoints. It never inserts a certificate or a CA.
 GRANT SELECT ON "@SCHEMA@".audit_log, "@SCHEMA@".audit_head, "@SCHEMA@".identities,
-    "@SCHEMA@".cards, "@SCHEMA@".authorities, "@SCHEMA@".certificates,
+    "@SCHEMA@".cards, "@SCHEMA@".authorities, "@SCHEMA@".ocsp_responders, "@SCHEMA@".certificates,
     "@SCHEMA@".registry_events, "@SCHEMA@".revocation_requests, "@SCHEMA@".ocsp_publications,
     "@SCHEMA@".crls, "@SCHEMA@".reminders, "@SCHEMA@".blocked_keys
     TO "@PREFIX@scheduler";
