@@ -17,6 +17,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use pki_store::config::Config;
+use pki_store::storage::StorageError;
 use scheduler::jobs::{Job, RunResult, Runner};
 use scheduler::server::{self, AppState, DbProbe};
 use std::io::Write;
@@ -242,14 +243,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| config.scheduler.listen.clone());
     // The scheduler never creates or migrates the schema: it refuses to
-    // start on a database that `pki-admin migrate` has not brought to the
-    // version it knows.
-    pki_store::storage::Db::connect(&config.database_url()).with_context(|| {
-        format!(
-            "checking the database at {}",
-            pki_store::storage::redact(&config.database_url())
-        )
-    })?;
+    // start on a schema that `pki-admin migrate` has not brought to the
+    // version it knows. A database it cannot reach yet is not a reason to
+    // stop: /health says so and every job retries on its schedule.
+    match pki_store::storage::Db::connect(&config.database_url()) {
+        Ok(_) => {}
+        Err(
+            e @ (StorageError::SchemaOlder { .. }
+            | StorageError::SchemaNewer { .. }
+            | StorageError::NoDatabase(_)),
+        ) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "checking the database at {}",
+                    pki_store::storage::redact(&config.database_url())
+                )
+            })
+        }
+        Err(e) => {
+            log::warn!("the database is not reachable at start ({e}); the jobs fail until it is")
+        }
+    }
     // /health and /metrics take no body; two workers; 5 s per request.
     let limits = cli
         .http

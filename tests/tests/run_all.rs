@@ -534,6 +534,9 @@ fn run_all_on_the_embedded_default() {
 /// certificate, a CRL over HTTP, the scheduler's metrics; SIGINT.
 fn run_all_on_a_configured_database(env: &TestEnv) {
     let mut cmd = env.command();
+    // `pki-admin run` starts every component on one database URL (a host's
+    // units give each its own role): the schema owner's here.
+    cmd.env("PKI_DATABASE_URL", &env.database_url);
     cmd.args([
         "run",
         "--holders",

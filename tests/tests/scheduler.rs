@@ -42,9 +42,12 @@ fn scheduler_command(env: &TestEnv, config: &Path, args: &[&str]) -> Command {
     }
     cmd.current_dir(env.dir())
         .env("PKI_CONFIG", config)
-        .env("PKI_DATABASE_URL", env.role_url("scheduler"))
         .args(args)
         .stdin(Stdio::null());
+    // On the test's own configuration, the scheduler's own database role.
+    if config == env.config_path() {
+        cmd.env("PKI_DATABASE_URL", env.role_url("scheduler"));
+    }
     cmd
 }
 
