@@ -207,7 +207,8 @@ mod tests {
     #[test]
     fn encrypted_key_round_trips_and_refuses_wrong_passphrase_and_overwrite() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k.pem");
+        // A key directory of its own (the temporary directory itself is 0755).
+        let path = dir.path().join("keys").join("k.pem");
         let (key, pkcs8) = SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256).unwrap();
         SoftwareKey::store_encrypted(&pkcs8, &path, "correct horse").unwrap();
         let loaded = SoftwareKey::load_encrypted(
@@ -235,7 +236,8 @@ mod tests {
     #[test]
     fn new_key_files_carry_the_pinned_scrypt_parameters() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k.pem");
+        // A key directory of its own (the temporary directory itself is 0755).
+        let path = dir.path().join("keys").join("k.pem");
         let (_, pkcs8) = SoftwareKey::generate(SignatureAlgorithm::EcdsaP384Sha384).unwrap();
         SoftwareKey::store_encrypted(&pkcs8, &path, "pass").unwrap();
         let pem = std::fs::read_to_string(&path).unwrap();
@@ -269,6 +271,11 @@ mod tests {
             .unwrap();
         let old = pkcs8::EncryptedPrivateKeyInfo::from_der(old.as_bytes()).unwrap();
         std::fs::write(&path, old.to_pem(LineEnding::LF).unwrap()).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(&path, private).unwrap();
+        }
         let loaded =
             SoftwareKey::load_encrypted(&path, SignatureAlgorithm::EcdsaP256Sha256, "pass")
                 .unwrap();

@@ -57,7 +57,7 @@ fn hsm() -> &'static PathBuf {
                 .expect("softhsm2-util (run scripts/setup-test-tools.sh)");
             assert!(out.status.success(), "{out:?}");
         }
-        std::fs::write(dir.join("ocsp.pin"), format!("{OCSP_PIN}\n")).unwrap();
+        write_private(&dir.join("ocsp.pin"), &format!("{OCSP_PIN}\n"));
         // Before any PKCS#11 call of this process (inside this OnceLock).
         std::env::set_var("SOFTHSM2_CONF", &conf);
         std::env::set_var("PKI_UNIT_CA_PIN", CA_PIN);
@@ -282,7 +282,7 @@ fn a_missing_or_wrong_pin_and_a_missing_token_are_clear_errors() {
     assert!(e.to_string().contains("PKI_UNIT_UNSET_PIN"), "{e}");
 
     // A wrong PIN (another family's) for the audit token.
-    std::fs::write(hsm().join("wrong.pin"), CA_PIN).unwrap();
+    write_private(&hsm().join("wrong.pin"), CA_PIN);
     config.keys.pkcs11.audit.pin_file = Some(hsm().join("wrong.pin"));
     let e = KeyStore::new(&config, KeyPurpose::Audit)
         .generate(&unique("unit-denied"), SignatureAlgorithm::EcdsaP256Sha256)
@@ -306,4 +306,11 @@ fn a_missing_or_wrong_pin_and_a_missing_token_are_clear_errors() {
         .require_passphrase()
         .unwrap_err();
     assert!(matches!(e, KeyError::Module { .. }), "{e}");
+}
+
+/// A PIN file readable by its owner only (an open one is refused).
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
