@@ -20,6 +20,8 @@ unset PKI_CONFIG
 
 fail() { echo "check-release-hooks: FAIL: $*" >&2; exit 1; }
 
+"$BIN/pki-admin" migrate > migrate.out 2>&1 || fail "pki-admin migrate: $(tail -3 migrate.out)"
+
 # 1. PKI_FAKE_NOW: the hierarchy made "in 2001" must start today.
 PKI_FAKE_NOW=2001-02-03T04:05:06Z "$BIN/pki-admin" init > init.out 2> init.err
 grep -q "PKI_FAKE_NOW is set and ignored" init.err || fail "pki-admin did not report PKI_FAKE_NOW as ignored"

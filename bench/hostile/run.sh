@@ -21,6 +21,7 @@ database_url = "sqlite://$WORK/data/pki.sqlite"
 TOML
 export PKI_CONFIG=$WORK/pki.toml PKI_CA_PASSPHRASE=bench-ca PKI_OCSP_PASSPHRASE=bench-ocsp
 "$BIN/pki-admin" migrate > /dev/null 2>&1 || true   # newer builds: the schema first
+"$BIN/pki-admin" migrate > /dev/null
 "$BIN/pki-admin" init > /dev/null
 env -u PKI_CA_PASSPHRASE "$BIN/ocsp-responder" --listen 127.0.0.1:0 > "$WORK/out" 2> "$WORK/log" &
 PID=$!
