@@ -63,13 +63,7 @@ pub fn ensure_passphrases(config: &mut Config) -> anyhow::Result<()> {
 /// Writes a new secret file readable by its owner only (0600), whatever the umask.
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?
-        .write_all(text.as_bytes())
+    pki_store::files::create_new_private(path)?.write_all(text.as_bytes())
 }
 
 /// What [`setup`] made, for the hints that follow it.

@@ -113,14 +113,7 @@ impl SoftwareKey {
             // The key directory is its owner's alone (0700), whatever the umask.
             pki_store::files::create_private_dir(dir).map_err(KeyError::Private)?;
         }
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path).map_err(|source| {
+        let mut file = pki_store::files::create_new_private(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::AlreadyExists {
                 KeyError::Exists {
                     path: shown.clone(),

@@ -4,7 +4,7 @@
 //! file (passphrase, PIN, key) that group or others may read or write is
 //! refused with a message naming it ([`check_private`]).
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,17 @@ pub enum FileError {
 /// (umask 077). Called first thing by every binary.
 pub fn restrict_umask() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// Creates a new file readable and writable by its owner only (0600,
+/// whatever the umask); an existing file is an `AlreadyExists` error, never
+/// truncated. Keys, passphrase files and the SQLite database are made here.
+pub fn create_new_private(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Refuses `path` when group or others have any right on it.

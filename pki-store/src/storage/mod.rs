@@ -77,13 +77,7 @@ fn is_postgres(url: &str) -> bool {
 /// gives its `-wal` and `-shm` files the same mode). An existing file is
 /// left as it is.
 fn create_private_file(path: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
+    match crate::files::create_new_private(std::path::Path::new(path)) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
